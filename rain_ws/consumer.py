@@ -1,0 +1,304 @@
+"""
+The Channels consumer: one WebSocket connection, its Engine.IO transport and
+its Socket.IO namespaces.
+
+The consumer reads its ASGI ``receive()`` in a plain loop and handles each
+frame in that one coroutine, rather than through ``AsyncConsumer.dispatch``:
+the stock dispatch hops to a thread to close database connections before
+every message and runs every message through ``asyncio.wait``, which costs
+more than decoding and answering a Socket.IO event does. Listeners run in
+per-socket tasks (see :mod:`rain_ws.socket`), so the loop keeps reading
+pongs, acks and other namespaces' events while a listener works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any
+from urllib.parse import parse_qsl
+
+from channels.consumer import AsyncConsumer
+
+from . import protocol
+from .conf import get_settings
+from .heartbeat import heartbeat_for
+from .registry import registry
+from .socket import Socket
+
+__all__ = ["CloseCode", "SocketIOConsumer"]
+
+logger = logging.getLogger("rain_ws")
+
+
+class CloseCode:
+    """
+    The WebSocket close codes rain_ws uses.
+
+    RFC 6455 has codes for "message too big" (1009) and "try again later"
+    (1013), but daphne lets applications close only with 1000 or 3000-4999,
+    so rain_ws uses 4000 plus the RFC code on servers that do not declare an
+    ASGI spec version in the scope (daphne), and the RFC code elsewhere.
+    """
+
+    NORMAL = 1000
+    PROTOCOL_ERROR = 4002
+    POLICY_VIOLATION = 4008
+    TOO_BIG = 4009
+    TRY_AGAIN_LATER = 4013
+
+    @staticmethod
+    def for_scope(code: int, scope: dict[str, Any]) -> int:
+        """The code to send: the RFC one where the ASGI server accepts it."""
+        if code >= 4000 and "spec_version" in scope.get("asgi", ()):
+            return code - 3000
+        return code
+
+
+class SocketIOConsumer(AsyncConsumer):
+    """
+    Serve Socket.IO over one WebSocket connection.
+
+    ``namespace`` restricts the connection to one channel (the per-channel
+    routes); ``None`` serves every channel, multiplexed.
+    """
+
+    def __init__(self, namespace: str | None = None) -> None:
+        super().__init__()
+        self.only_namespace = namespace
+        self.sockets: dict[str, Socket] = {}
+        self.closed = False
+        self.pongs = 0
+        self._pending_binary: protocol.Packet | None = None
+        self._buffers: list[bytes] = []
+        self._close_reason = "transport close"
+
+    @property
+    def namespaces_joined(self) -> bool:
+        return bool(self.sockets)
+
+    @property
+    def client(self) -> str:
+        client = self.scope.get("client")
+        return f"{client[0]}:{client[1]}" if client else "unknown client"
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.scope = scope
+        self.base_send = send
+        self.settings = settings = get_settings()
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        if query.get("EIO") != "4" or query.get("transport") != "websocket":
+            logger.warning(
+                "refused %s: rain_ws serves Engine.IO 4 over the WebSocket transport only "
+                "(EIO=%s, transport=%s)",
+                self.client,
+                query.get("EIO"),
+                query.get("transport"),
+            )
+            await send({"type": "websocket.close", "code": CloseCode.NORMAL})
+            return
+        await send({"type": "websocket.accept"})
+        self.sid = secrets.token_urlsafe(15)
+        await send(
+            {
+                "type": "websocket.send",
+                "text": protocol.encode_open(
+                    self.sid, settings.PING_INTERVAL, settings.PING_TIMEOUT, settings.MAX_PAYLOAD
+                ),
+            }
+        )
+        heartbeat_for(settings.PING_INTERVAL, settings.PING_TIMEOUT, settings.CONNECT_TIMEOUT).add(self)
+        try:
+            await self._receive_loop(receive)
+        except asyncio.CancelledError:
+            self._close_reason = "server shutting down"
+            raise
+        finally:
+            self.closed = True
+            await self._end_sockets()
+
+    async def _receive_loop(self, receive: Any) -> None:
+        max_payload = self.settings.MAX_PAYLOAD
+        # A str of n characters is at most 4n bytes of UTF-8: encode only when
+        # the length alone cannot tell.
+        char_limit = max_payload // 4
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                if message["type"] == "websocket.disconnect":
+                    return
+                continue
+            text = message.get("text")
+            if text is not None:
+                if len(text) > char_limit and len(text.encode()) > max_payload:
+                    await self.close(CloseCode.TOO_BIG, f"frame over MAX_PAYLOAD ({max_payload} bytes)")
+                    return
+                if not await self._on_text(text):
+                    return
+            else:
+                data = message.get("bytes") or b""
+                if len(data) > max_payload:
+                    await self.close(CloseCode.TOO_BIG, f"frame over MAX_PAYLOAD ({max_payload} bytes)")
+                    return
+                if not await self._on_binary(data):
+                    return
+
+    # -- Engine.IO ---------------------------------------------------------
+
+    async def _on_text(self, text: str) -> bool:
+        """Handle one text frame; False ends the connection."""
+        kind = text[:1]
+        if kind == protocol.EIO_MESSAGE:
+            if self._pending_binary is not None:
+                return await self._protocol_error("text frame while binary attachments were expected")
+            try:
+                packet = protocol.decode_packet(text[1:])
+            except protocol.ProtocolError as error:
+                return await self._protocol_error(str(error))
+            if packet.attachments:
+                if packet.attachments > self.settings.MAX_ATTACHMENTS:
+                    return await self._protocol_error(
+                        f"{packet.attachments} attachments, over MAX_ATTACHMENTS "
+                        f"({self.settings.MAX_ATTACHMENTS})"
+                    )
+                self._pending_binary = packet
+                return True
+            return await self._on_packet(packet)
+        if kind == protocol.EIO_PONG:
+            self.pongs += 1
+            return True
+        if kind == protocol.EIO_CLOSE:
+            self._close_reason = "client close"
+            await self.close(CloseCode.NORMAL, None)
+            return False
+        if kind == protocol.EIO_NOOP:
+            return True
+        return await self._protocol_error(f"unexpected Engine.IO packet {text[:10]!r}")
+
+    async def _on_binary(self, data: bytes) -> bool:
+        packet = self._pending_binary
+        if packet is None:
+            return await self._protocol_error("binary frame with no attachment pending")
+        self._buffers.append(data)
+        if len(self._buffers) < packet.attachments:
+            return True
+        buffers, self._buffers, self._pending_binary = self._buffers, [], None
+        try:
+            packet = protocol.reconstruct(packet, buffers)
+        except protocol.ProtocolError as error:
+            return await self._protocol_error(str(error))
+        return await self._on_packet(packet)
+
+    async def _protocol_error(self, reason: str) -> bool:
+        await self.close(CloseCode.PROTOCOL_ERROR, reason)
+        return False
+
+    # -- Socket.IO ---------------------------------------------------------
+
+    async def _on_packet(self, packet: protocol.Packet) -> bool:
+        kind = packet.type
+        socket = self.sockets.get(packet.namespace)
+        if kind == protocol.EVENT:
+            if socket is None:
+                await self._not_connected(packet.namespace)
+            else:
+                socket.receive(packet)
+        elif kind == protocol.ACK:
+            if socket is not None:
+                socket.resolve_ack(packet)
+        elif kind == protocol.CONNECT:
+            await self._on_connect(packet)
+        elif kind == protocol.DISCONNECT:
+            if socket is not None:
+                await self.drop_socket(socket, "client namespace disconnect")
+        else:
+            return await self._protocol_error(f"clients do not send packets of type {kind}")
+        return True
+
+    async def _on_connect(self, packet: protocol.Packet) -> None:
+        namespace = packet.namespace
+        channel = registry.get(namespace)
+        if channel is None or (self.only_namespace is not None and namespace != self.only_namespace):
+            logger.info("%s asked for unknown namespace %r", self.client, namespace)
+            await self.send_packet(protocol.CONNECT_ERROR, namespace, {"message": "Invalid namespace"})
+            return
+        previous = self.sockets.get(namespace)
+        if previous is not None:
+            await self.drop_socket(previous, "client namespace disconnect")
+        socket = Socket(self, channel, secrets.token_urlsafe(15), packet.data or {})
+        self.sockets[namespace] = socket
+        socket.start()
+
+    async def _not_connected(self, namespace: str) -> None:
+        logger.info("%s sent an event on %r before connecting to it", self.client, namespace)
+        await self.send_packet(
+            protocol.CONNECT_ERROR,
+            namespace,
+            {"message": f"not connected to {namespace}: send CONNECT first"},
+        )
+
+    # -- used by sockets and the heartbeat --------------------------------
+
+    async def send_packet(
+        self, type: int, namespace: str, data: Any = None, id: int | None = None
+    ) -> None:
+        """Encode a Socket.IO packet and send its frames, in order."""
+        if self.closed:
+            return
+        text, buffers = protocol.encode_packet(type, namespace, data, id)
+        send = self.base_send
+        await send({"type": "websocket.send", "text": text})
+        for buffer in buffers:
+            await send({"type": "websocket.send", "bytes": buffer})
+
+    async def accept(self, socket: Socket) -> bool:
+        """Answer a socket's CONNECT; False if it went away meanwhile."""
+        if self.sockets.get(socket.channel) is not socket or self.closed:
+            return False
+        await self.send_packet(protocol.CONNECT, socket.channel, {"sid": socket.id})
+        return True
+
+    async def refuse(self, socket: Socket, message: str) -> None:
+        """Refuse a socket's CONNECT with ``message``."""
+        if self.sockets.get(socket.channel) is socket:
+            del self.sockets[socket.channel]
+            logger.info("%s refused on %s: %s", self.client, socket.channel, message)
+            await self.send_packet(protocol.CONNECT_ERROR, socket.channel, {"message": message})
+        await socket.close("refused")
+
+    async def drop_socket(self, socket: Socket, reason: str) -> None:
+        if self.sockets.get(socket.channel) is socket:
+            del self.sockets[socket.channel]
+        await socket.close(reason)
+
+    def send_ping(self) -> None:
+        asyncio.get_running_loop().create_task(self._send_text(protocol.EIO_PING))
+
+    def expire(self, reason: str) -> None:
+        """Close the connection from the heartbeat (ping or CONNECT timeout)."""
+        self._close_reason = reason
+        asyncio.get_running_loop().create_task(self.close(CloseCode.POLICY_VIOLATION, reason))
+
+    async def _send_text(self, text: str) -> None:
+        if not self.closed:
+            await self.base_send({"type": "websocket.send", "text": text})
+
+    async def close(self, code: int, reason: str | None) -> None:
+        """Close the WebSocket; ``reason`` is logged when given."""
+        if self.closed:
+            return
+        self.closed = True
+        if reason is not None:
+            self._close_reason = reason
+            logger.warning("closing %s (code %s): %s", self.client, code, reason)
+        await self.base_send({"type": "websocket.close", "code": CloseCode.for_scope(code, self.scope)})
+
+    async def _end_sockets(self) -> None:
+        sockets = list(self.sockets.values())
+        self.sockets.clear()
+        for socket in sockets:
+            await socket.close(self._close_reason)

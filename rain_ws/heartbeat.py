@@ -1,0 +1,109 @@
+"""
+Engine.IO heartbeats and the CONNECT deadline, for every connection of a
+process, from one task.
+
+Every connection is pinged ``PING_INTERVAL`` after the previous ping, must
+answer within ``PING_TIMEOUT``, and must connect a namespace within
+``CONNECT_TIMEOUT`` of opening. Since each delay is the same for every
+connection, deadlines come due in the order they were made: three FIFO queues
+hold them, and one task per event loop sleeps until the earliest. That costs
+no timer and no task per connection, and a connection that goes away is
+simply skipped when its entry comes due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections import deque
+from typing import Protocol
+
+__all__ = ["Heartbeat", "heartbeat_for"]
+
+
+class Beating(Protocol):
+    """What the heartbeat needs from a connection."""
+
+    closed: bool
+    pongs: int
+    namespaces_joined: bool
+
+    def send_ping(self) -> None: ...
+
+    def expire(self, reason: str) -> None: ...
+
+
+class Heartbeat:
+    def __init__(self, interval: float, timeout: float, connect_timeout: float) -> None:
+        self.interval = interval
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._loop = asyncio.get_running_loop()
+        # (deadline, connection, ping number) in deadline order.
+        self._pings: deque[tuple[float, Beating, int]] = deque()
+        self._pongs: deque[tuple[float, Beating, int]] = deque()
+        self._connects: deque[tuple[float, Beating]] = deque()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, connection: Beating) -> None:
+        """Start the heartbeat and the CONNECT deadline of a new connection."""
+        now = self._loop.time()
+        self._pings.append((now + self.interval, connection, 1))
+        self._connects.append((now + self.connect_timeout, connection))
+        if self._task is None:
+            self._task = self._loop.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            while self._pings or self._pongs or self._connects:
+                now = self._loop.time()
+                self._due_connects(now)
+                self._due_pongs(now)
+                self._due_pings(now)
+                heads = [queue[0][0] for queue in (self._pings, self._pongs, self._connects) if queue]
+                if heads:
+                    await asyncio.sleep(max(0.0, min(heads) - self._loop.time()))
+        finally:
+            self._task = None
+
+    def _due_pings(self, now: float) -> None:
+        pings, pongs = self._pings, self._pongs
+        while pings and pings[0][0] <= now:
+            _, connection, number = pings.popleft()
+            if connection.closed:
+                continue
+            connection.send_ping()
+            pongs.append((now + self.timeout, connection, number))
+            pings.append((now + self.interval, connection, number + 1))
+
+    def _due_pongs(self, now: float) -> None:
+        pongs = self._pongs
+        while pongs and pongs[0][0] <= now:
+            _, connection, number = pongs.popleft()
+            if not connection.closed and connection.pongs < number:
+                connection.expire("ping timeout")
+
+    def _due_connects(self, now: float) -> None:
+        connects = self._connects
+        while connects and connects[0][0] <= now:
+            _, connection = connects.popleft()
+            if not connection.closed and not connection.namespaces_joined:
+                connection.expire("no namespace connected in time")
+
+
+_heartbeats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Heartbeat] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def heartbeat_for(interval: float, timeout: float, connect_timeout: float) -> Heartbeat:
+    """The heartbeat of the running event loop, made on first use."""
+    loop = asyncio.get_running_loop()
+    heartbeat = _heartbeats.get(loop)
+    if heartbeat is None or (heartbeat.interval, heartbeat.timeout, heartbeat.connect_timeout) != (
+        interval,
+        timeout,
+        connect_timeout,
+    ):
+        heartbeat = _heartbeats[loop] = Heartbeat(interval, timeout, connect_timeout)
+    return heartbeat

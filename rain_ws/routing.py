@@ -1,0 +1,59 @@
+"""
+WebSocket routes for every channel, and the ASGI application that serves them.
+
+``websocket_urlpatterns`` has one multiplexed endpoint at ``RAIN_WS["PATH"]``
+(``/socket.io/``, where Socket.IO clients look by default), on which every
+channel is a namespace and a page's channels share one connection, plus one
+route per channel at ``<PATH><channel>/`` that accepts only that channel's
+namespace, so a proxy can send one component's traffic to the servers that
+host it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from channels.auth import AuthMiddlewareStack
+from channels.routing import URLRouter
+from django.urls import URLPattern, re_path
+
+from .conf import get_settings
+from .consumer import SocketIOConsumer
+from .registry import registry
+from .security import OriginValidator
+
+__all__ = ["channel_path", "get_websocket_urlpatterns", "websocket_application"]
+
+
+def channel_path(namespace: str) -> str:
+    """The URL path of a channel's own route, e.g. ``/socket.io/chat/1.0/chat/``."""
+    return f"{get_settings().PATH}{namespace.lstrip('/')}/"
+
+
+def get_websocket_urlpatterns() -> list[URLPattern]:
+    """The routes of every registered channel, from the current settings."""
+    path = get_settings().PATH
+    patterns = [re_path(rf"^{re.escape(path.lstrip('/'))}$", SocketIOConsumer.as_asgi())]
+    for name in registry.channels:
+        if name != "/":
+            own = channel_path(name).lstrip("/")
+            patterns.append(re_path(rf"^{re.escape(own)}$", SocketIOConsumer.as_asgi(namespace=name)))
+    return patterns
+
+
+def websocket_application() -> Any:
+    """
+    The ASGI application for ``"websocket"`` in ``ProtocolTypeRouter``: the
+    origin check, Channels' session and auth middleware, and every channel's
+    route.
+    """
+    return OriginValidator(AuthMiddlewareStack(URLRouter(get_websocket_urlpatterns())))
+
+
+def __getattr__(name: str) -> Any:
+    # ``websocket_urlpatterns`` is built on access, after the app registry is
+    # ready, so importing this module from asgi.py never races discovery.
+    if name == "websocket_urlpatterns":
+        return get_websocket_urlpatterns()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

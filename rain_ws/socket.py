@@ -1,0 +1,313 @@
+"""
+The object handlers see: one client connected to one channel.
+
+A :class:`Socket` lives from the client's CONNECT on a namespace until either
+side disconnects it or the connection under it goes away. Its events are
+handled one at a time, in arrival order, by a task that exists only while
+there is something to handle, so a slow listener holds up its own socket and
+nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from . import protocol
+from .exceptions import AckTimeout, RainError, SocketDisconnected
+
+if TYPE_CHECKING:
+    from .consumer import SocketIOConsumer
+    from .registry import Channel
+
+__all__ = ["Ack", "Socket"]
+
+logger = logging.getLogger("rain_ws")
+
+Listener = Callable[..., Any]
+
+#: Seconds between the CONNECT reply and the handlers' start (see _connect).
+CONNECT_FLUSH_DELAY = 0.001
+
+
+class Ack:
+    """
+    Return ``Ack(*args)`` from a listener to ack exactly ``args``, instead of
+    RAIN's ``(error, result)`` pair; plain Socket.IO clients expect this.
+    """
+
+    __slots__ = ("args",)
+
+    def __init__(self, *args: Any) -> None:
+        self.args = list(args)
+
+
+def _call_with_database(function: Callable[..., Any], *args: Any) -> Any:
+    close_old_connections()
+    try:
+        return function(*args)
+    finally:
+        close_old_connections()
+
+
+async def run_sync(function: Callable[..., Any], *args: Any) -> Any:
+    """
+    Run a plain ``def`` handler or listener in a worker thread.
+
+    Each call may take any thread of the pool, so one slow sync listener does
+    not hold up the others; database connections are closed around the call,
+    as Django does around a request, so the ORM is safe to use.
+    """
+    return await sync_to_async(_call_with_database, thread_sensitive=False)(function, *args)
+
+
+class Socket:
+    """
+    One client on one channel.
+
+    ``id`` is the socket's Socket.IO id, ``channel`` the public channel name
+    (the namespace), ``auth`` the payload of the client's CONNECT (``None``
+    when it sent none), and ``scope`` the ASGI scope of the connection.
+    """
+
+    def __init__(
+        self, connection: SocketIOConsumer, channel: Channel, sid: str, auth: dict[str, Any] | None
+    ) -> None:
+        self.id = sid
+        self.channel = channel.name
+        self.auth = auth
+        self.scope: dict[str, Any] = connection.scope
+        self.connected = False
+        self._channel = channel
+        self._connection = connection
+        self._listeners: dict[Any, tuple[Listener, bool]] = {}
+        self._disconnect_listeners: list[tuple[Listener, bool]] = []
+        self._queue: deque[protocol.Packet] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._acks: dict[int, asyncio.Future[list[Any]]] = {}
+        self._next_ack = 0
+        self._gone = False
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} on {self.channel}>"
+
+    # -- the handler API -------------------------------------------------
+
+    def on(self, event: str, listener: Listener | None = None) -> Any:
+        """
+        Call ``listener`` with the event's arguments whenever the client emits
+        ``event``; use it as a decorator or call it with the listener.
+
+        What the listener returns is acked to the client as ``[null, result]``
+        when the client asked for an ack; ``raise RainError(...)`` acks
+        ``[{"message", "code"}, null]``. ``"disconnect"`` is the socket's own
+        event: its listeners get the reason once the socket is gone.
+        """
+
+        def register(function: Listener) -> Listener:
+            if not callable(function):
+                raise TypeError(f"socket.on({event!r}) needs a callable, got {function!r}")
+            entry = (function, inspect.iscoroutinefunction(function))
+            if event == "disconnect":
+                self._disconnect_listeners.append(entry)
+            else:
+                self._listeners[event] = entry
+            return function
+
+        if listener is None:
+            return register
+        register(listener)
+        return None
+
+    async def emit(self, event: str, *args: Any) -> None:
+        """Send ``event`` with ``args`` (JSON values; bytes anywhere) to the client."""
+        if not isinstance(event, str) or event in protocol.RESERVED_EVENTS:
+            raise ValueError(f"{event!r} cannot be emitted: it is not a user event name")
+        if self.connected:
+            await self._connection.send_packet(protocol.EVENT, self.channel, [event, *args])
+
+    async def call(self, event: str, *args: Any, timeout: float = 60.0) -> Any:
+        """
+        Emit ``event`` and wait for the client's ack.
+
+        Return the ack's argument (a tuple when the client acked several,
+        ``None`` for none). Raise :class:`~rain_ws.AckTimeout` after
+        ``timeout`` seconds and :class:`~rain_ws.SocketDisconnected` if the
+        socket goes away first.
+        """
+        if not isinstance(event, str) or event in protocol.RESERVED_EVENTS:
+            raise ValueError(f"{event!r} cannot be emitted: it is not a user event name")
+        if not self.connected:
+            raise SocketDisconnected(f"{self!r} is not connected")
+        ack_id = self._next_ack
+        self._next_ack += 1
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._acks[ack_id] = future
+        try:
+            await self._connection.send_packet(protocol.EVENT, self.channel, [event, *args], ack_id)
+            try:
+                result = await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                raise AckTimeout(f"no ack for {event!r} from {self!r} within {timeout} s") from None
+        finally:
+            self._acks.pop(ack_id, None)
+        if not result:
+            return None
+        return result[0] if len(result) == 1 else tuple(result)
+
+    async def disconnect(self) -> None:
+        """Disconnect the client from this channel; its other channels stay connected."""
+        if self.connected:
+            await self._connection.send_packet(protocol.DISCONNECT, self.channel)
+            await self._connection.drop_socket(self, "server namespace disconnect")
+
+    # -- driven by the connection ----------------------------------------
+
+    def receive(self, packet: protocol.Packet) -> None:
+        """Queue an incoming event; it is handled after those before it."""
+        self._queue.append(packet)
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+
+    def start(self) -> None:
+        """Authorize, answer the CONNECT and run the handlers, ahead of any event."""
+        self._worker = asyncio.get_running_loop().create_task(self._work(connecting=True))
+
+    def resolve_ack(self, packet: protocol.Packet) -> None:
+        future = self._acks.get(packet.id)  # type: ignore[arg-type]
+        if future is not None and not future.done():
+            future.set_result(packet.data)
+
+    async def close(self, reason: str) -> None:
+        """
+        End the socket: drop its queued events, cancel the listener that is
+        running (a sync listener's thread runs to its end), fail pending
+        ``call()``s, and run its ``disconnect`` listeners with ``reason``.
+        """
+        if self._gone:
+            return
+        self._gone = True
+        was_connected = self.connected
+        self.connected = False
+        self._queue.clear()
+        worker, self._worker = self._worker, None
+        if worker is not None and worker is not asyncio.current_task():
+            worker.cancel()
+        for future in self._acks.values():
+            if not future.done():
+                future.set_exception(SocketDisconnected(f"{self!r} disconnected: {reason}"))
+        if not was_connected:
+            return
+        for function, is_async in self._disconnect_listeners:
+            try:
+                if is_async:
+                    await function(reason)
+                else:
+                    await run_sync(function, reason)
+            except Exception:
+                logger.exception("disconnect listener %r of %r raised", function, self)
+
+    async def _work(self, connecting: bool = False) -> None:
+        try:
+            if connecting and not await self._connect():
+                return
+            queue = self._queue
+            while queue and not self._gone:
+                await self._handle(queue.popleft())
+        finally:
+            if asyncio.current_task() is self._worker:
+                self._worker = None
+
+    async def _connect(self) -> bool:
+        connection = self._connection
+        for handler in self._channel.handlers:
+            if handler.authorize is None:
+                continue
+            try:
+                if handler.authorize_is_async:
+                    allowed = await handler.authorize(self)
+                else:
+                    allowed = await run_sync(handler.authorize, self)
+            except RainError as error:
+                await connection.refuse(self, error.message)
+                return False
+            except Exception:
+                logger.exception("authorize() of %s raised for %r", handler.module, self)
+                await connection.refuse(self, "not authorized")
+                return False
+            if not allowed:
+                await connection.refuse(self, "not authorized")
+                return False
+        if not await connection.accept(self):
+            return False
+        self.connected = True
+        # Let the CONNECT reply reach the client before the handlers' first
+        # emits, rather than in the same TCP read: some clients (the `ws`
+        # library the official protocol suite runs on) drop a second frame
+        # that arrives in one read with the first. It delays the handlers,
+        # not the event loop.
+        await asyncio.sleep(CONNECT_FLUSH_DELAY)
+        for handler in self._channel.handlers:
+            try:
+                if handler.is_async:
+                    await handler.function(self)
+                else:
+                    await run_sync(handler.function, self)
+            except Exception:
+                logger.exception("websocket handler %s raised for %r", handler.name, self)
+        return True
+
+    async def _handle(self, packet: protocol.Packet) -> None:
+        event, *args = packet.data
+        entry = self._listeners.get(event)
+        ack_id = packet.id
+        if entry is None:
+            logger.info("%r: no listener for event %r", self, event)
+            if ack_id is not None:
+                await self._ack(ack_id, [{"message": f"no listener for {event!r}", "code": "unknown_event"}, None])
+            return
+        function, is_async = entry
+        try:
+            if is_async:
+                result = await function(*args)
+            else:
+                result = await run_sync(function, *args)
+        except RainError as error:
+            if ack_id is None:
+                logger.info("%r: listener for %r refused: %s", self, event, error.message)
+                return
+            answer: list[Any] = [error.as_ack(), None]
+        except Exception as error:
+            logger.exception("%r: listener for %r raised", self, event)
+            if ack_id is None:
+                return
+            message = f"{type(error).__name__}: {error}" if settings.DEBUG else "internal error"
+            answer = [{"message": message, "code": "internal_error"}, None]
+        else:
+            if ack_id is None:
+                return
+            answer = result.args if type(result) is Ack else [None, result]
+        await self._ack(ack_id, answer)
+
+    async def _ack(self, ack_id: int, answer: list[Any]) -> None:
+        if not self.connected:
+            return
+        try:
+            await self._connection.send_packet(protocol.ACK, self.channel, answer, ack_id)
+        except (TypeError, ValueError) as error:
+            logger.error("%r: cannot encode the ack: %s", self, error)
+            await self._connection.send_packet(
+                protocol.ACK,
+                self.channel,
+                [{"message": "the result cannot be sent: " + str(error), "code": "unserializable"}, None],
+                ack_id,
+            )
+

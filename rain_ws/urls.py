@@ -1,0 +1,18 @@
+"""
+URLs of rain_ws; include them once at the site root::
+
+    path("", include("rain_ws.urls")),
+"""
+
+import re
+
+from django.urls import re_path
+
+from . import views
+from .conf import get_settings
+
+app_name = "rain_ws"
+
+urlpatterns = [
+    re_path(rf"^{re.escape(get_settings().PATH.lstrip('/'))}", views.websocket_only, name="websocket_only"),
+]

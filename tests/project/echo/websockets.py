@@ -1,0 +1,47 @@
+"""A component whose handlers exercise the whole handler API."""
+
+import asyncio
+
+import rain_ws
+
+channel = "echo"
+
+
+async def handle(socket):
+    await socket.emit("hello", {"message": "Hello Sockets!", "channel": socket.channel})
+
+    @socket.on("echo")
+    async def echo(*args):
+        return list(args)
+
+    @socket.on("fail")
+    async def fail(code):
+        raise rain_ws.RainError("refused on purpose", code)
+
+    @socket.on("crash")
+    async def crash():
+        raise ZeroDivisionError("secret detail")
+
+    @socket.on("sleep")
+    async def sleep(seconds):
+        await asyncio.sleep(seconds)
+        return seconds
+
+    @socket.on("ask")
+    async def ask(question):
+        return await socket.call("question", question, timeout=5)
+
+    @socket.on("bye")
+    async def bye():
+        await socket.disconnect()
+
+
+@rain_ws.channel("sync")
+def sync_handler(socket):
+    @socket.on("add")
+    def add(a, b):
+        return a + b
+
+
+def authorize(socket):
+    return socket.auth.get("token") != "bad"
