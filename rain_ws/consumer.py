@@ -119,7 +119,7 @@ class SocketIOConsumer(AsyncConsumer):
             raise
         finally:
             self.closed = True
-            await self._end_sockets()
+            self._end_sockets()
 
     async def _receive_loop(self, receive: Any) -> None:
         max_payload = self.settings.MAX_PAYLOAD
@@ -214,7 +214,7 @@ class SocketIOConsumer(AsyncConsumer):
             await self._on_connect(packet)
         elif kind == protocol.DISCONNECT:
             if socket is not None:
-                await self.drop_socket(socket, "client namespace disconnect")
+                self.drop_socket(socket, "client namespace disconnect")
         else:
             return await self._protocol_error(f"clients do not send packets of type {kind}")
         return True
@@ -228,7 +228,7 @@ class SocketIOConsumer(AsyncConsumer):
             return
         previous = self.sockets.get(namespace)
         if previous is not None:
-            await self.drop_socket(previous, "client namespace disconnect")
+            self.drop_socket(previous, "client namespace disconnect")
         socket = Socket(self, channel, secrets.token_urlsafe(15), packet.data or {})
         self.sockets[namespace] = socket
         socket.start()
@@ -268,12 +268,12 @@ class SocketIOConsumer(AsyncConsumer):
             del self.sockets[socket.channel]
             logger.info("%s refused on %s: %s", self.client, socket.channel, message)
             await self.send_packet(protocol.CONNECT_ERROR, socket.channel, {"message": message})
-        await socket.close("refused")
+        socket.close("refused")
 
-    async def drop_socket(self, socket: Socket, reason: str) -> None:
+    def drop_socket(self, socket: Socket, reason: str) -> None:
         if self.sockets.get(socket.channel) is socket:
             del self.sockets[socket.channel]
-        await socket.close(reason)
+        socket.close(reason)
 
     def send_ping(self) -> None:
         asyncio.get_running_loop().create_task(self._send_text(protocol.EIO_PING))
@@ -297,8 +297,8 @@ class SocketIOConsumer(AsyncConsumer):
             logger.warning("closing %s (code %s): %s", self.client, code, reason)
         await self.base_send({"type": "websocket.close", "code": CloseCode.for_scope(code, self.scope)})
 
-    async def _end_sockets(self) -> None:
+    def _end_sockets(self) -> None:
         sockets = list(self.sockets.values())
         self.sockets.clear()
         for socket in sockets:
-            await socket.close(self._close_reason)
+            socket.close(self._close_reason)

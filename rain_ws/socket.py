@@ -167,7 +167,7 @@ class Socket:
         """Disconnect the client from this channel; its other channels stay connected."""
         if self.connected:
             await self._connection.send_packet(protocol.DISCONNECT, self.channel)
-            await self._connection.drop_socket(self, "server namespace disconnect")
+            self._connection.drop_socket(self, "server namespace disconnect")
 
     # -- driven by the connection ----------------------------------------
 
@@ -186,11 +186,11 @@ class Socket:
         if future is not None and not future.done():
             future.set_result(packet.data)
 
-    async def close(self, reason: str) -> None:
+    def close(self, reason: str) -> None:
         """
         End the socket: drop its queued events, cancel the listener that is
         running (a sync listener's thread runs to its end), fail pending
-        ``call()``s, and run its ``disconnect`` listeners with ``reason``.
+        ``call()``s, and start its ``disconnect`` listeners with ``reason``.
         """
         if self._gone:
             return
@@ -204,8 +204,12 @@ class Socket:
         for future in self._acks.values():
             if not future.done():
                 future.set_exception(SocketDisconnected(f"{self!r} disconnected: {reason}"))
-        if not was_connected:
-            return
+        if was_connected and self._disconnect_listeners:
+            # In a task of their own: a slow one must not hold up the
+            # connection's other namespaces.
+            asyncio.get_running_loop().create_task(self._run_disconnect_listeners(reason))
+
+    async def _run_disconnect_listeners(self, reason: str) -> None:
         for function, is_async in self._disconnect_listeners:
             try:
                 if is_async:
