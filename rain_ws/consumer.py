@@ -251,9 +251,14 @@ class SocketIOConsumer(AsyncConsumer):
             return
         text, buffers = protocol.encode_packet(type, namespace, data, id)
         send = self.base_send
-        await send({"type": "websocket.send", "text": text})
-        for buffer in buffers:
-            await send({"type": "websocket.send", "bytes": buffer})
+        try:
+            await send({"type": "websocket.send", "text": text})
+            for buffer in buffers:
+                await send({"type": "websocket.send", "bytes": buffer})
+        except OSError:
+            # The client went away (uvicorn raises ClientDisconnected, an
+            # OSError); the receive loop gets websocket.disconnect next.
+            self.closed = True
 
     async def accept(self, socket: Socket) -> bool:
         """Answer a socket's CONNECT; False if it went away meanwhile."""
@@ -285,7 +290,10 @@ class SocketIOConsumer(AsyncConsumer):
 
     async def _send_text(self, text: str) -> None:
         if not self.closed:
-            await self.base_send({"type": "websocket.send", "text": text})
+            try:
+                await self.base_send({"type": "websocket.send", "text": text})
+            except OSError:
+                self.closed = True
 
     async def close(self, code: int, reason: str | None) -> None:
         """Close the WebSocket; ``reason`` is logged when given."""

@@ -8,6 +8,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q -e .
 
+export DJANGO_SETTINGS_MODULE=mysite.settings
 cd example_project
 ../.venv/bin/python manage.py migrate --noinput
 exec ../.venv/bin/python manage.py runserver "${1:-127.0.0.1:8000}"

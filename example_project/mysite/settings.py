@@ -1,0 +1,75 @@
+"""
+Settings of the example project: one process, everything embedded.
+
+SQLite holds the sessions and users, and the in-memory channel layer serves
+rooms and server pushes within this one process. A deployment with several
+processes swaps the layer for channels-redis; nothing else changes.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# For local use only: never deploy with this key or with DEBUG on.
+SECRET_KEY = "example-project-not-secret"
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+
+INSTALLED_APPS = [
+    # First, so that `manage.py runserver` serves ASGI, websockets included.
+    "daphne",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.staticfiles",
+    "channels",
+    "rain_ws",
+    "chat",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "mysite.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+            ],
+        },
+    },
+]
+ASGI_APPLICATION = "mysite.asgi.application"
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        # RAIN_WS_EXAMPLE_DB lets a second copy of the site run on a database of its own.
+        "NAME": os.environ.get("RAIN_WS_EXAMPLE_DB", str(BASE_DIR / "db.sqlite3")),
+    }
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+USE_TZ = True
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Show rain_ws's connection log (refused origins, unknown namespaces, handler
+# errors) in the runserver console.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"rain_ws": {"handlers": ["console"], "level": "INFO"}},
+}
