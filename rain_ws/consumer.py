@@ -42,18 +42,14 @@ class CloseCode:
     ASGI spec version in the scope (daphne), and the RFC code elsewhere.
     """
 
+    RFC_OFFSET = 3000
+
     NORMAL = 1000
     PROTOCOL_ERROR = 4002
     POLICY_VIOLATION = 4008
     TOO_BIG = 4009
     TRY_AGAIN_LATER = 4013
 
-    @staticmethod
-    def for_scope(code: int, scope: dict[str, Any]) -> int:
-        """The code to send: the RFC one where the ASGI server accepts it."""
-        if code >= 4000 and "spec_version" in scope.get("asgi", ()):
-            return code - 3000
-        return code
 
 
 class SocketIOConsumer(AsyncConsumer):
@@ -86,6 +82,10 @@ class SocketIOConsumer(AsyncConsumer):
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self.scope = scope
         self.base_send = send
+        # Servers that declare the ASGI spec version they implement (uvicorn,
+        # hypercorn) accept every RFC close code and empty frames; daphne
+        # declares none and accepts neither.
+        self.server_is_standard = "spec_version" in scope.get("asgi", ())
         self.settings = settings = get_settings()
         message = await receive()
         if message["type"] != "websocket.connect":
@@ -250,6 +250,10 @@ class SocketIOConsumer(AsyncConsumer):
         if self.closed:
             return
         text, buffers = protocol.encode_packet(type, namespace, data, id)
+        if buffers and not self.server_is_standard and not all(buffers):
+            # daphne drops an empty binary frame, which would leave the client
+            # waiting for that attachment: refuse before anything is sent.
+            raise ValueError("empty bytes cannot be sent through daphne")
         send = self.base_send
         try:
             await send({"type": "websocket.send", "text": text})
@@ -303,7 +307,9 @@ class SocketIOConsumer(AsyncConsumer):
         if reason is not None:
             self._close_reason = reason
             logger.warning("closing %s (code %s): %s", self.client, code, reason)
-        await self.base_send({"type": "websocket.close", "code": CloseCode.for_scope(code, self.scope)})
+        if code >= 4000 and self.server_is_standard:
+            code -= CloseCode.RFC_OFFSET
+        await self.base_send({"type": "websocket.close", "code": code})
 
     def _end_sockets(self) -> None:
         sockets = list(self.sockets.values())
