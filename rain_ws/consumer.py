@@ -38,17 +38,19 @@ class CloseCode:
 
     RFC 6455 has codes for "message too big" (1009) and "try again later"
     (1013), but daphne lets applications close only with 1000 or 3000-4999,
-    so rain_ws uses 4000 plus the RFC code on servers that do not declare an
-    ASGI spec version in the scope (daphne), and the RFC code elsewhere.
+    so for those two rain_ws uses 4000 plus the RFC code on servers that do
+    not declare an ASGI spec version in the scope (daphne), and the RFC code
+    elsewhere. Its other codes are the same on every server.
     """
-
-    RFC_OFFSET = 3000
 
     NORMAL = 1000
     PROTOCOL_ERROR = 4002
     POLICY_VIOLATION = 4008
     TOO_BIG = 4009
     TRY_AGAIN_LATER = 4013
+
+    RFC_OFFSET = 3000
+    HAS_RFC_EQUIVALENT = frozenset({TOO_BIG, TRY_AGAIN_LATER})
 
 
 
@@ -307,7 +309,7 @@ class SocketIOConsumer(AsyncConsumer):
         if reason is not None:
             self._close_reason = reason
             logger.warning("closing %s (code %s): %s", self.client, code, reason)
-        if code >= 4000 and self.server_is_standard:
+        if code in CloseCode.HAS_RFC_EQUIVALENT and self.server_is_standard:
             code -= CloseCode.RFC_OFFSET
         await self.base_send({"type": "websocket.close", "code": code})
 

@@ -15,6 +15,7 @@ binary packet announced just before it.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,13 +114,46 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _parse_finite_float(text: str) -> float:
+    # A literal such as 1e999 is valid JSON but overflows to infinity, which
+    # the encoder (like JSON itself) cannot represent: refuse it on the way in
+    # rather than fail when the value is sent back.
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 # One encoder for every packet: compact separators, UTF-8 kept as is (the
 # frame is text anyway), and bytes detected by the ``default`` hook so that
-# data without bytes is encoded in a single C-level pass.
-_encode_json = json.JSONEncoder(
+# data without bytes is encoded in a single C-level pass. The ASCII twin is
+# only the fallback of :func:`_encode_json` for lone surrogates.
+_encode_utf8 = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_no_binary
 ).encode
-_decode_json = json.JSONDecoder(parse_constant=_reject_constant).decode
+_encode_ascii = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=True, allow_nan=False, default=_no_binary
+).encode
+_decode_json = json.JSONDecoder(
+    parse_float=_parse_finite_float, parse_constant=_reject_constant
+).decode
+
+
+def _encode_json(data: Any) -> str:
+    """
+    JSON text that a WebSocket text frame can carry.
+
+    A string may hold a lone surrogate (a peer can send one as ``"\\ud800"``);
+    kept as is it cannot be encoded as UTF-8, so such data is written with
+    ``\\u`` escapes instead, as JavaScript's ``JSON.stringify`` does.
+    """
+    text = _encode_utf8(data)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = _encode_ascii(data)
+    return text
 
 
 # --------------------------------------------------------------------------
