@@ -34,6 +34,7 @@ class RainSettings:
     MAX_PAYLOAD: int = 1_000_000
     MAX_ATTACHMENTS: int = 10
     ALLOWED_ORIGINS: tuple[str, ...] | None = None
+    REQUIRE_SESSION: bool = True
 
 
 _SECONDS = ("PING_INTERVAL", "PING_TIMEOUT", "CONNECT_TIMEOUT")
@@ -71,6 +72,10 @@ def _validate(raw: object) -> RainSettings:
             raise ImproperlyConfigured(
                 f"RAIN_WS['PATH'] must start and end with '/', like '/socket.io/', got {path!r}."
             )
+    if "REQUIRE_SESSION" in values and not isinstance(values["REQUIRE_SESSION"], bool):
+        raise ImproperlyConfigured(
+            f"RAIN_WS['REQUIRE_SESSION'] must be True or False, got {values['REQUIRE_SESSION']!r}."
+        )
     if values.get("ALLOWED_ORIGINS") is not None:
         origins = values["ALLOWED_ORIGINS"]
         if isinstance(origins, str) or not all(isinstance(o, str) for o in origins):

@@ -25,7 +25,8 @@ from . import protocol
 from .conf import get_settings
 from .heartbeat import heartbeat_for
 from .registry import registry
-from .socket import Socket
+from .sessions import Identity, load_identity
+from .socket import Socket, run_sync
 
 __all__ = ["CloseCode", "SocketIOConsumer"]
 
@@ -71,6 +72,7 @@ class SocketIOConsumer(AsyncConsumer):
         self._pending_binary: protocol.Packet | None = None
         self._buffers: list[bytes] = []
         self._close_reason = "transport close"
+        self._identity: asyncio.Future[Identity] | None = None
 
     @property
     def namespaces_joined(self) -> bool:
@@ -244,6 +246,39 @@ class SocketIOConsumer(AsyncConsumer):
         )
 
     # -- used by sockets and the heartbeat --------------------------------
+
+    async def identity(self) -> Identity:
+        """
+        The connection's session and user, read once at its first CONNECT
+        (without I/O when the handshake carried no session cookie).
+        """
+        session_key = self.scope.get("session_key")
+        if not session_key:
+            identity = load_identity(None)
+        else:
+            if self._identity is None:
+                self._identity = asyncio.ensure_future(run_sync(load_identity, session_key))
+            try:
+                # Shielded: a socket that goes away while waiting must not
+                # cancel the read another namespace's CONNECT waits for too.
+                identity = await asyncio.shield(self._identity)
+            except Exception:
+                self._identity = None  # the next CONNECT tries again
+                raise
+        self.scope["session"] = identity.session
+        self.scope["user"] = identity.user
+        return identity
+
+    async def end_session(self) -> None:
+        """
+        The session has ended: tell every namespace of this connection with a
+        ``session_expired`` event, then disconnect it.
+        """
+        for socket in list(self.sockets.values()):
+            if socket.connected:
+                await self.send_packet(protocol.EVENT, socket.channel, ["session_expired"])
+                await self.send_packet(protocol.DISCONNECT, socket.channel)
+            self.drop_socket(socket, "session expired")
 
     async def send_packet(
         self, type: int, namespace: str, data: Any = None, id: int | None = None

@@ -25,6 +25,8 @@ from typing import Any
 from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
 
+from .conf import get_settings
+
 __all__ = ["Channel", "Handler", "channel", "discover", "registry"]
 
 #: A channel is one or more segments of letters, digits, ``-``, ``_``, ``.``
@@ -40,13 +42,19 @@ _MARK = "_rain_ws_channel"
 
 @dataclass(frozen=True, slots=True)
 class Handler:
-    """One ``handle(socket)`` function and where it came from."""
+    """
+    One ``handle(socket)`` function, where it came from, and its session
+    options (``None`` for ``require_session`` means ``RAIN_WS["REQUIRE_SESSION"]``).
+    """
 
     function: Callable[..., Any]
     module: str
     is_async: bool
     authorize: Callable[..., Any] | None = None
     authorize_is_async: bool = False
+    use_session: bool = False
+    require_session: bool | None = None
+    login_required: bool = False
 
     @property
     def name(self) -> str:
@@ -62,8 +70,35 @@ class Channel:
     version: str | None
     handlers: list[Handler] = field(default_factory=list)
 
+    # When handlers of one channel disagree, the strictest option wins.
 
-def channel(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    @property
+    def use_session(self) -> bool:
+        """Reload the session before each event and save it after."""
+        return any(handler.use_session for handler in self.handlers)
+
+    @property
+    def require_session(self) -> bool:
+        """Refuse a CONNECT without a live session."""
+        default = get_settings().REQUIRE_SESSION
+        return any(
+            default if handler.require_session is None else handler.require_session
+            for handler in self.handlers
+        )
+
+    @property
+    def login_required(self) -> bool:
+        """Refuse a CONNECT from an anonymous user."""
+        return any(handler.login_required for handler in self.handlers)
+
+
+def channel(
+    name: str,
+    *,
+    use_session: bool | None = None,
+    require_session: bool | None = None,
+    login_required: bool | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """
     Declare the decorated function as a handler for channel ``name``.
 
@@ -72,14 +107,25 @@ def channel(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         @rain_ws.channel("chat")
         async def chat(socket): ...
 
-        @rain_ws.channel("/status")
+        @rain_ws.channel("/status", require_session=False)
         async def status(socket): ...
+
+    The session options default to the module's attributes of the same name.
     """
     if not isinstance(name, str):
         raise TypeError(f"rain_ws.channel() takes the channel name, got {name!r}")
+    options = {
+        key: value
+        for key, value in (
+            ("use_session", use_session),
+            ("require_session", require_session),
+            ("login_required", login_required),
+        )
+        if value is not None
+    }
 
     def mark(function: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(function, _MARK, name)
+        setattr(function, _MARK, (name, options))
         return function
 
     return mark
@@ -156,7 +202,7 @@ def _websocket_modules(app_config: AppConfig) -> list[ModuleType]:
 def _handlers(module: ModuleType) -> list[tuple[str, Handler]]:
     where = module.__name__
     is_package = hasattr(module, "__path__")
-    found: list[tuple[str, Callable[..., Any]]] = []
+    found: list[tuple[str, Callable[..., Any], dict[str, bool]]] = []
 
     # `from rain_ws import channel` puts the decorator itself in the module.
     declared = getattr(module, "channel", None)
@@ -172,12 +218,12 @@ def _handlers(module: ModuleType) -> list[tuple[str, Handler]]:
         name = declared
         if not isinstance(name, str):
             raise ImproperlyConfigured(f"{where}.channel must be a string, got {name!r}.")
-        found.append((name, handle))
+        found.append((name, handle, {}))
 
     for value in vars(module).values():
-        name = getattr(value, _MARK, None)
-        if name is not None and getattr(value, "__module__", None) == where and value is not handle:
-            found.append((name, value))
+        mark = getattr(value, _MARK, None)
+        if mark is not None and getattr(value, "__module__", None) == where and value is not handle:
+            found.append((mark[0], value, mark[1]))
 
     if not found and not is_package:
         raise ImproperlyConfigured(
@@ -189,6 +235,13 @@ def _handlers(module: ModuleType) -> list[tuple[str, Handler]]:
     authorize = getattr(module, "authorize", None)
     if authorize is not None and not callable(authorize):
         raise ImproperlyConfigured(f"{where}.authorize is not callable.")
+    module_options: dict[str, bool] = {}
+    for option in ("use_session", "require_session", "login_required"):
+        if hasattr(module, option):
+            value = getattr(module, option)
+            if not isinstance(value, bool):
+                raise ImproperlyConfigured(f"{where}.{option} must be True or False, got {value!r}.")
+            module_options[option] = value
     return [
         (
             name,
@@ -198,9 +251,10 @@ def _handlers(module: ModuleType) -> list[tuple[str, Handler]]:
                 is_async=inspect.iscoroutinefunction(function),
                 authorize=authorize,
                 authorize_is_async=inspect.iscoroutinefunction(authorize),
+                **{**module_options, **options},
             ),
         )
-        for name, function in found
+        for name, function, options in found
     ]
 
 

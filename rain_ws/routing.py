@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
 from django.urls import URLPattern, re_path
 
@@ -22,6 +21,7 @@ from .conf import get_settings
 from .consumer import SocketIOConsumer
 from .registry import registry
 from .security import OriginValidator
+from .sessions import SessionMiddleware
 
 __all__ = ["channel_path", "get_websocket_urlpatterns", "websocket_application"]
 
@@ -45,10 +45,12 @@ def get_websocket_urlpatterns() -> list[URLPattern]:
 def websocket_application() -> Any:
     """
     The ASGI application for ``"websocket"`` in ``ProtocolTypeRouter``: the
-    origin check, Channels' session and auth middleware, and every channel's
-    route.
+    origin check, the session cookie, and every channel's route. The session
+    and user are resolved at the first CONNECT (see :mod:`rain_ws.sessions`)
+    and are then in the scope as ``scope["session"]`` and ``scope["user"]``,
+    as Channels' auth middleware would put them.
     """
-    return OriginValidator(AuthMiddlewareStack(URLRouter(get_websocket_urlpatterns())))
+    return OriginValidator(SessionMiddleware(URLRouter(get_websocket_urlpatterns())))
 
 
 def __getattr__(name: str) -> Any:

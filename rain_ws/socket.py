@@ -23,6 +23,17 @@ from django.db import close_old_connections
 
 from . import protocol
 from .exceptions import AckTimeout, RainError, SocketDisconnected
+from .sessions import (
+    SESSION_EXPIRED,
+    SESSION_UNAVAILABLE,
+    SessionExpired,
+    SocketSession,
+    is_signed_cookie_engine,
+    load_session,
+    save_session,
+    store_failed,
+    store_worked,
+)
 
 if TYPE_CHECKING:
     from .consumer import SocketIOConsumer
@@ -74,8 +85,11 @@ class Socket:
     One client on one channel.
 
     ``id`` is the socket's Socket.IO id, ``channel`` the public channel name
-    (the namespace), ``auth`` the payload of the client's CONNECT (``None``
-    when it sent none), and ``scope`` the ASGI scope of the connection.
+    (the namespace), ``auth`` the payload of the client's CONNECT (``{}``
+    when it sent none), ``scope`` the ASGI scope of the connection, ``user``
+    the session's user as of the CONNECT (anonymous without one), and
+    ``session`` the session's data: as of the CONNECT, or, on channels with
+    ``use_session``, reloaded before each event and saved after it.
     """
 
     def __init__(
@@ -85,7 +99,11 @@ class Socket:
         self.channel = channel.name
         self.auth = auth
         self.scope: dict[str, Any] = connection.scope
+        self.user: Any = None
+        self.session = SocketSession({}, "the socket is not connected yet")
         self.connected = False
+        self._session_key: str | None = None
+        self._read_only_reason: str | None = None
         self._channel = channel
         self._connection = connection
         self._listeners: dict[Any, tuple[Listener, bool]] = {}
@@ -232,7 +250,47 @@ class Socket:
 
     async def _connect(self) -> bool:
         connection = self._connection
-        for handler in self._channel.handlers:
+        channel = self._channel
+        try:
+            identity = await connection.identity()
+        except Exception as error:
+            store_failed(error)
+            await connection.refuse(self, SESSION_UNAVAILABLE["message"])
+            return False
+        if channel.require_session and not identity.live:
+            await connection.refuse(self, "session required")
+            return False
+        self.user = identity.user
+        if channel.login_required and not getattr(self.user, "is_authenticated", False):
+            await connection.refuse(self, "login required")
+            return False
+        data = identity.data
+        if not identity.live:
+            self._read_only_reason = (
+                "this socket has no session, and a socket cannot create one: "
+                "the page must give the browser its session cookie first"
+            )
+        elif not channel.use_session:
+            self._read_only_reason = "socket.session is read-only on channels without use_session = True"
+        elif is_signed_cookie_engine():
+            self._read_only_reason = (
+                "the signed_cookies session backend keeps the session in the browser's "
+                "cookie, which a socket cannot update"
+            )
+        else:
+            self._session_key = identity.session_key
+            try:
+                data = await run_sync(load_session, identity.session_key)
+            except SessionExpired:
+                await connection.refuse(self, "session required" if channel.require_session else SESSION_EXPIRED["message"])
+                return False
+            except Exception as error:
+                store_failed(error)
+                await connection.refuse(self, SESSION_UNAVAILABLE["message"])
+                return False
+        self.session = SocketSession(dict(data), self._read_only_reason)
+
+        for handler in channel.handlers:
             if handler.authorize is None:
                 continue
             try:
@@ -259,7 +317,7 @@ class Socket:
         # that arrives in one read with the first. It delays the handlers,
         # not the event loop.
         await asyncio.sleep(CONNECT_FLUSH_DELAY)
-        for handler in self._channel.handlers:
+        for handler in channel.handlers:
             try:
                 if handler.is_async:
                     await handler.function(self)
@@ -267,6 +325,11 @@ class Socket:
                     await run_sync(handler.function, self)
             except Exception:
                 logger.exception("websocket handler %s raised for %r", handler.name, self)
+        if self._session_key is not None and self.session.modified:
+            error = await self._save_session()
+            if error is SESSION_EXPIRED:
+                await connection.end_session()
+                return False
         return True
 
     async def _handle(self, packet: protocol.Packet) -> None:
@@ -278,6 +341,20 @@ class Socket:
             if ack_id is not None:
                 await self._ack(ack_id, [{"message": f"no listener for {event!r}", "code": "unknown_event"}, None])
             return
+        session_key = self._session_key
+        if session_key is not None:
+            try:
+                data = await run_sync(load_session, session_key)
+            except SessionExpired:
+                await self._session_ended(ack_id)
+                return
+            except Exception as error:
+                store_failed(error)
+                if ack_id is not None:
+                    await self._ack(ack_id, [SESSION_UNAVAILABLE, None])
+                return
+            store_worked()
+            self.session = SocketSession(data, None)
         function, is_async = entry
         try:
             if is_async:
@@ -296,10 +373,38 @@ class Socket:
             message = f"{type(error).__name__}: {error}" if settings.DEBUG else "internal error"
             answer = [{"message": message, "code": "internal_error"}, None]
         else:
+            answer = result.args if type(result) is Ack else [None, result]
+            if session_key is not None and (self.session.modified or settings.SESSION_SAVE_EVERY_REQUEST):
+                error = await self._save_session()
+                if error is SESSION_EXPIRED:
+                    await self._session_ended(ack_id)
+                    return
+                if error is not None:
+                    answer = [error, None]
             if ack_id is None:
                 return
-            answer = result.args if type(result) is Ack else [None, result]
         await self._ack(ack_id, answer)
+
+    async def _save_session(self) -> dict[str, str] | None:
+        """Save the listener's session changes; return the ack error if that failed."""
+        changed, deleted = self.session.changes()
+        try:
+            await run_sync(save_session, self._session_key, changed, deleted)
+        except SessionExpired:
+            return SESSION_EXPIRED
+        except (TypeError, ValueError) as error:
+            logger.warning("%r: session not saved: %s", self, error)
+            return {"message": f"the session cannot store this value: {error}", "code": "session_unserializable"}
+        except Exception as error:
+            store_failed(error)
+            return SESSION_UNAVAILABLE
+        store_worked()
+        return None
+
+    async def _session_ended(self, ack_id: int | None) -> None:
+        if ack_id is not None:
+            await self._ack(ack_id, [SESSION_EXPIRED, None])
+        await self._connection.end_session()
 
     async def _ack(self, ack_id: int, answer: list[Any]) -> None:
         if not self.connected:

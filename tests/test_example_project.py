@@ -80,20 +80,40 @@ async def chat_round_trip(url: str, **connect: Any) -> tuple[Any, Any, Any]:
     return greeting, ack, relayed
 
 
+def session_cookie(server: Server) -> str:
+    """The session cookie the page gives a visitor, as a Cookie header."""
+    with urllib.request.urlopen(f"{server.url}/", timeout=10) as response:
+        for header in response.headers.get_all("Set-Cookie"):
+            if header.startswith("sessionid="):
+                return header.split(";", 1)[0]
+    raise AssertionError("the page set no session cookie")
+
+
 async def test_chat_channel_greets_and_acks(example_server: Server) -> None:
-    greeting, ack, relayed = await chat_round_trip(example_server.url)
+    greeting, ack, relayed = await chat_round_trip(
+        example_server.url, headers={"Cookie": session_cookie(example_server)}
+    )
     assert greeting == {"message": "Hello Sockets!"}
     assert ack == (None, {"stored": True})
     assert relayed == {"text": "hi"}
 
 
+async def test_chat_channel_refuses_a_socket_without_session(example_server: Server) -> None:
+    client = socketio.AsyncClient(reconnection=False)
+    refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    client.on("connect_error", refused.set_result, namespace=CHANNEL)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(example_server.url, namespaces=[CHANNEL], transports=["websocket"], wait_timeout=5)
+    assert await asyncio.wait_for(refused, 5) == {"message": "session required"}
+
+
 async def test_chat_channel_on_its_own_route_from_the_page_origin(example_server: Server) -> None:
-    # What a browser on the example's page sends: its Origin, on the
-    # per-channel route the page lists.
+    # What a browser on the example's page sends: its Origin and session
+    # cookie, on the per-channel route the page lists.
     greeting, ack, _ = await chat_round_trip(
         example_server.url,
         socketio_path="socket.io/chat/1.0/chat",
-        headers={"Origin": example_server.url},
+        headers={"Origin": example_server.url, "Cookie": session_cookie(example_server)},
     )
     assert greeting == {"message": "Hello Sockets!"}
     assert ack == (None, {"stored": True})

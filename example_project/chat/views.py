@@ -16,6 +16,10 @@ def index(request: HttpRequest) -> HttpResponse:
     Describe the running channels and give client snippets with this
     server's own address, so they work when pasted as they are.
     """
+    # Channels refuse sockets without a session (RAIN_WS["REQUIRE_SESSION"]),
+    # and a socket cannot create one: the page gives the browser its cookie.
+    if request.session.session_key is None:
+        request.session.save()
     server = f"{request.scheme}://{request.get_host()}"
     ws_server = server.replace("http", "ws", 1)
     endpoint = get_settings().PATH

@@ -5,6 +5,7 @@ import asyncio
 import rain_ws
 
 channel = "echo"
+require_session = False
 
 
 async def handle(socket):
