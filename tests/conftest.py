@@ -1,10 +1,19 @@
 import os
+import tempfile
 
 import django
 import pytest
 
+# One database for the whole run, shared by this process (the in-process test
+# client, sessions made by tests) and the server processes the tests start.
+_database_dir = tempfile.mkdtemp(prefix="rain_ws-tests-")
+os.environ["RAIN_WS_TEST_DB"] = os.path.join(_database_dir, "db.sqlite3")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.project.settings")
 django.setup()
+
+from django.core.management import call_command  # noqa: E402
+
+call_command("migrate", verbosity=0)
 
 from tests.support.servers import run_server  # noqa: E402
 

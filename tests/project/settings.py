@@ -18,6 +18,7 @@ INSTALLED_APPS = [
     "rain_ws",
     "tests.project.suite",
     "tests.project.echo",
+    "tests.project.memo",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -1,0 +1,128 @@
+"""The in-process test client, on the test project's components."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+from django.contrib.sessions.models import Session
+
+from rain_ws.testing import ConnectionRefused, SocketTestClient, create_session, login_session
+
+MEMO = "/memo/1.0/memo"
+
+
+async def session_data(key: str) -> dict:
+    return await sync_to_async(lambda: Session.objects.get(session_key=key).get_decoded())()
+
+
+async def test_echo_round_trip_without_session():
+    async with SocketTestClient("/echo/2.0/echo") as client:
+        assert (await client.receive("hello"))[0]["message"] == "Hello Sockets!"
+        assert await client.call("echo", 1, b"\x00\x01") == [None, [1, b"\x00\x01"]]
+        assert await client.call("fail", "nope") == [{"message": "refused on purpose", "code": "nope"}, None]
+
+
+async def test_session_required_by_default():
+    with pytest.raises(ConnectionRefused) as refused:
+        async with SocketTestClient(MEMO):
+            pass
+    assert refused.value.data == {"message": "session required"}
+
+
+async def test_forged_session_cookie_is_no_session():
+    with pytest.raises(ConnectionRefused, match="session required"):
+        async with SocketTestClient(MEMO, session="forged-session-key-that-does-not-exist"):
+            pass
+
+
+async def test_saved_over_the_socket_and_visible_in_the_store():
+    key = await create_session({"memos": ["a"]})
+    async with SocketTestClient(MEMO, session=key) as client:
+        assert (await client.receive("info"))[0]["count"] == 1
+        assert await client.call("save", "b") == [None, {"count": 2}]
+    assert (await session_data(key))["memos"] == ["a", "b"]
+
+
+async def test_change_in_the_store_is_seen_by_the_next_event():
+    key = await create_session({"color": "red"})
+    async with SocketTestClient(MEMO, session=key) as client:
+        assert await client.call("read", "color") == [None, "red"]
+
+        def repaint():
+            store = Session.objects.get(session_key=key)
+            data = store.get_decoded()
+            data["color"] = "blue"
+            Session.objects.save(key, data, store.expire_date)
+
+        await sync_to_async(repaint)()
+        assert await client.call("read", "color") == [None, "blue"]
+
+
+async def test_only_the_listeners_keys_are_written():
+    key = await create_session({"mine": 1, "theirs": 1})
+    async with SocketTestClient(MEMO, session=key) as client:
+        await client.receive("info")
+
+        def concurrent_write():
+            store = Session.objects.get(session_key=key)
+            data = store.get_decoded()
+            data["theirs"] = 2
+            Session.objects.save(key, data, store.expire_date)
+
+        # The socket loaded the session before this write; its save of "mine"
+        # must not put the old "theirs" back.
+        await sync_to_async(concurrent_write)()
+        assert await client.call("write", "mine", 2) == [None, True]
+    assert await session_data(key) == {"mine": 2, "theirs": 2}
+
+
+async def test_listener_that_raises_saves_nothing():
+    key = await create_session({"kept": True})
+    async with SocketTestClient(MEMO, session=key) as client:
+        assert await client.call("write-then-fail", "kept", False) == [
+            {"message": "changed my mind", "code": "refused"},
+            None,
+        ]
+    assert await session_data(key) == {"kept": True}
+
+
+async def test_unserializable_value_is_an_error_ack_and_nothing_is_saved():
+    key = await create_session({"kept": True})
+    async with SocketTestClient(MEMO, session=key) as client:
+        # A set is not JSON: Django's JSONSerializer cannot store it.
+        error, result = await client.call("write-set", "bad")
+        assert result is None and error["code"] == "session_unserializable"
+        # The socket stays usable.
+        assert await client.call("read", "kept") == [None, True]
+    assert await session_data(key) == {"kept": True}
+
+
+async def test_expired_session_ends_the_socket():
+    key = await create_session({"memos": []})
+    async with SocketTestClient(MEMO, session=key) as client:
+        await client.receive("info")
+        await sync_to_async(lambda: Session.objects.filter(session_key=key).delete())()
+        assert await client.call("save", "x") == [{"message": "session expired", "code": "session_expired"}, None]
+        assert await client.receive("session_expired") == []
+        with pytest.raises(ConnectionError):
+            await client.receive()
+        assert client.disconnected
+
+
+async def test_login_required_refuses_anonymous_and_admits_a_user():
+    anonymous = await create_session({})
+    with pytest.raises(ConnectionRefused, match="login required"):
+        async with SocketTestClient("/memo/1.0/private", session=anonymous):
+            pass
+    user = await sync_to_async(User.objects.create_user)("ada", password="x")
+    key = await login_session(user)
+    async with SocketTestClient("/memo/1.0/private", session=key) as client:
+        assert await client.receive("welcome") == ["ada"]
+
+
+async def test_session_is_read_only_without_use_session():
+    key = await create_session({"color": "red"})
+    async with SocketTestClient("/memo/1.0/snapshot", session=key) as client:
+        assert await client.call("read", "color") == [None, "red"]
+        error, result = await client.call("write", "color", "blue")
+        assert result is None and error["code"] == "session_read_only"
+        assert "use_session" in error["message"]
