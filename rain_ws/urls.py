@@ -6,7 +6,7 @@ URLs of rain_ws; include them once at the site root::
 
 import re
 
-from django.urls import re_path
+from django.urls import path, re_path
 
 from . import views
 from .conf import get_settings
@@ -14,5 +14,6 @@ from .conf import get_settings
 app_name = "rain_ws"
 
 urlpatterns = [
+    path("rain_ws/session/refresh/", views.session_refresh, name="session_refresh"),
     re_path(rf"^{re.escape(get_settings().PATH.lstrip('/'))}", views.websocket_only, name="websocket_only"),
 ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_POST
 
-__all__ = ["websocket_only"]
+from .sessions import SessionExpired, load_session
+
+__all__ = ["session_refresh", "websocket_only"]
 
 
 def websocket_only(request: HttpRequest) -> JsonResponse:
@@ -25,3 +28,30 @@ def websocket_only(request: HttpRequest) -> JsonResponse:
         },
         status=400,
     )
+
+
+@require_POST
+def session_refresh(request: HttpRequest) -> HttpResponse:
+    """
+    Extend the session of a page that talks only over websockets.
+
+    WebSocket frames carry no cookies, so the session cookie of such a page
+    would expire while the user is active. The browser runtime posts here
+    shortly before it does, when there was socket activity: the session is
+    saved again, which moves its expiry forward and sends a fresh cookie
+    (204). Without a live session the answer is 401, and the runtime
+    publishes ``session_expired``. CSRF-protected like any POST.
+    """
+    session = request.session
+    key = session.session_key
+    try:
+        if not key:
+            raise SessionExpired
+        load_session(key)
+    except SessionExpired:
+        return JsonResponse(
+            {"error": "session_expired", "message": "There is no live session to refresh."},
+            status=401,
+        )
+    session.modified = True
+    return HttpResponse(status=204)

@@ -19,12 +19,22 @@ INSTALLED_APPS = [
     "tests.project.suite",
     "tests.project.echo",
     "tests.project.memo",
+    "tests.project.accounts",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
 ROOT_URLCONF = "tests.project.urls"
+STATIC_URL = "/static/"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
 ASGI_APPLICATION = "tests.project.asgi.application"
 DATABASES = {
     "default": {

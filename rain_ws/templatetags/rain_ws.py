@@ -1,0 +1,51 @@
+"""``{% rain_ws_client %}``: the browser runtime and its configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.middleware.csrf import get_token
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.html import format_html, json_script
+
+from ..conf import get_settings
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def rain_ws_client(context: template.Context) -> str:
+    """
+    Render the runtime's configuration as a ``json_script`` element and the
+    ``<script>`` tag of ``rain_ws/rain.js``.
+
+    The page leaves with a session cookie, since sockets are refused without
+    a session and cannot create one: a visitor without a session gets one
+    here.
+    """
+    request = context.get("request")
+    if request is None:
+        raise ImproperlyConfigured(
+            "{% rain_ws_client %} needs the request in the template context: add "
+            "'django.template.context_processors.request' to the template "
+            "engine's context_processors and render with a request."
+        )
+    session = request.session
+    if session.session_key is None:
+        session.save()
+    config: dict[str, Any] = {
+        "path": get_settings().PATH,
+        "refreshUrl": reverse("rain_ws:session_refresh"),
+        "cookieAge": settings.SESSION_COOKIE_AGE,
+        "csrfToken": get_token(request),
+        "csrfHeader": settings.CSRF_HEADER_NAME.removeprefix("HTTP_").replace("_", "-"),
+    }
+    return format_html(
+        "{}\n<script src=\"{}\"></script>",
+        json_script(config, "rain-ws-config"),
+        static("rain_ws/rain.js"),
+    )
