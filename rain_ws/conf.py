@@ -35,9 +35,16 @@ class RainSettings:
     MAX_ATTACHMENTS: int = 10
     ALLOWED_ORIGINS: tuple[str, ...] | None = None
     REQUIRE_SESSION: bool = True
+    DISCONNECT_IDLE: bool = False
+    IDLE_TIME: float = 1200.0
+    IDLE_CHECK_INTERVAL: float = 10.0
+    DISCONNECT_IDLE_ON_MAX_CONN: int = 2000
+    MAX_CONNECTIONS: int | None = None
+    MAX_UNREAD_BYTES: int = 4 * 1024 * 1024
 
 
-_SECONDS = ("PING_INTERVAL", "PING_TIMEOUT", "CONNECT_TIMEOUT")
+_SECONDS = ("PING_INTERVAL", "PING_TIMEOUT", "CONNECT_TIMEOUT", "IDLE_TIME", "IDLE_CHECK_INTERVAL")
+_FLAGS = ("REQUIRE_SESSION", "DISCONNECT_IDLE")
 
 
 def _validate(raw: object) -> RainSettings:
@@ -59,8 +66,14 @@ def _validate(raw: object) -> RainSettings:
                     f"RAIN_WS[{name!r}] must be a positive number of seconds, got {value!r}."
                 )
             values[name] = float(value)
-    for name, low, high in (("MAX_PAYLOAD", 1024, SERVER_MAX_MESSAGE), ("MAX_ATTACHMENTS", 0, 10_000)):
-        if name in values:
+    for name, low, high in (
+        ("MAX_PAYLOAD", 1024, SERVER_MAX_MESSAGE),
+        ("MAX_ATTACHMENTS", 0, 10_000),
+        ("DISCONNECT_IDLE_ON_MAX_CONN", 0, 10**9),
+        ("MAX_CONNECTIONS", 1, 10**9),
+        ("MAX_UNREAD_BYTES", 1024, 2**40),
+    ):
+        if name in values and not (name == "MAX_CONNECTIONS" and values[name] is None):
             value = values[name]
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ImproperlyConfigured(
@@ -72,10 +85,9 @@ def _validate(raw: object) -> RainSettings:
             raise ImproperlyConfigured(
                 f"RAIN_WS['PATH'] must start and end with '/', like '/socket.io/', got {path!r}."
             )
-    if "REQUIRE_SESSION" in values and not isinstance(values["REQUIRE_SESSION"], bool):
-        raise ImproperlyConfigured(
-            f"RAIN_WS['REQUIRE_SESSION'] must be True or False, got {values['REQUIRE_SESSION']!r}."
-        )
+    for name in _FLAGS:
+        if name in values and not isinstance(values[name], bool):
+            raise ImproperlyConfigured(f"RAIN_WS[{name!r}] must be True or False, got {values[name]!r}.")
     if values.get("ALLOWED_ORIGINS") is not None:
         origins = values["ALLOWED_ORIGINS"]
         if isinstance(origins, str) or not all(isinstance(o, str) for o in origins):
@@ -84,7 +96,23 @@ def _validate(raw: object) -> RainSettings:
                 "like ALLOWED_HOSTS."
             )
         values["ALLOWED_ORIGINS"] = tuple(origins)
-    return RainSettings(**values)
+    result = RainSettings(**values)
+    if (
+        result.DISCONNECT_IDLE
+        and result.MAX_CONNECTIONS is not None
+        and result.MAX_CONNECTIONS < result.DISCONNECT_IDLE_ON_MAX_CONN
+    ):
+        raise ImproperlyConfigured(
+            f"RAIN_WS['MAX_CONNECTIONS'] ({result.MAX_CONNECTIONS}) is below "
+            f"DISCONNECT_IDLE_ON_MAX_CONN ({result.DISCONNECT_IDLE_ON_MAX_CONN}): the idle "
+            "reaper would never run. Raise MAX_CONNECTIONS or lower the threshold."
+        )
+    if result.MAX_UNREAD_BYTES < result.MAX_PAYLOAD:
+        raise ImproperlyConfigured(
+            f"RAIN_WS['MAX_UNREAD_BYTES'] ({result.MAX_UNREAD_BYTES}) must be at least "
+            f"MAX_PAYLOAD ({result.MAX_PAYLOAD}), or one large message would close the connection."
+        )
+    return result
 
 
 @lru_cache(maxsize=1)

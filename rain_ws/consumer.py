@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -24,6 +25,8 @@ from channels.consumer import AsyncConsumer
 from . import protocol
 from .conf import get_settings
 from .heartbeat import heartbeat_for
+from .idle import tracker_for
+from .metrics import metrics
 from .registry import registry
 from .sessions import Identity, load_identity
 from .socket import Socket, run_sync
@@ -68,7 +71,15 @@ class SocketIOConsumer(AsyncConsumer):
         self.only_namespace = namespace
         self.sockets: dict[str, Socket] = {}
         self.closed = False
+        self.last_active = 0.0
+        # Heartbeat and flow control: pings sent and answered, and for each
+        # ping not yet answered, how much had been sent before it. A pong
+        # proves the client read everything up to its ping.
+        self.pings = 0
         self.pongs = 0
+        self.sent = 0
+        self.confirmed = 0
+        self._ping_marks: deque[int] = deque()
         self._pending_binary: protocol.Packet | None = None
         self._buffers: list[bytes] = []
         self._close_reason = "transport close"
@@ -77,6 +88,11 @@ class SocketIOConsumer(AsyncConsumer):
     @property
     def namespaces_joined(self) -> bool:
         return bool(self.sockets)
+
+    @property
+    def busy(self) -> bool:
+        """A listener is running or queued, or an ack is pending: never idle."""
+        return any(socket.busy for socket in self.sockets.values())
 
     @property
     def client(self) -> str:
@@ -91,6 +107,7 @@ class SocketIOConsumer(AsyncConsumer):
         # declares none and accepts neither.
         self.server_is_standard = "spec_version" in scope.get("asgi", ())
         self.settings = settings = get_settings()
+        self._probe_at = settings.MAX_UNREAD_BYTES // 2
         message = await receive()
         if message["type"] != "websocket.connect":
             return
@@ -106,6 +123,12 @@ class SocketIOConsumer(AsyncConsumer):
             await send({"type": "websocket.close", "code": CloseCode.NORMAL})
             return
         await send({"type": "websocket.accept"})
+        self.tracker = tracker = tracker_for(settings)
+        self.reaping = tracker.reaping
+        if not tracker.admit(self):
+            await self.close(CloseCode.TRY_AGAIN_LATER, None)
+            return
+        metrics.connections += 1
         self.sid = secrets.token_urlsafe(15)
         await send(
             {
@@ -123,6 +146,8 @@ class SocketIOConsumer(AsyncConsumer):
             raise
         finally:
             self.closed = True
+            tracker.remove(self)
+            metrics.connections -= 1
             self._end_sockets()
 
     async def _receive_loop(self, receive: Any) -> None:
@@ -174,6 +199,8 @@ class SocketIOConsumer(AsyncConsumer):
             return await self._on_packet(packet)
         if kind == protocol.EIO_PONG:
             self.pongs += 1
+            if self._ping_marks:
+                self.confirmed = self._ping_marks.popleft()
             return True
         if kind == protocol.EIO_CLOSE:
             self._close_reason = "client close"
@@ -205,6 +232,8 @@ class SocketIOConsumer(AsyncConsumer):
 
     async def _on_packet(self, packet: protocol.Packet) -> bool:
         kind = packet.type
+        if self.reaping:
+            self.tracker.touch(self)
         socket = self.sockets.get(packet.namespace)
         if kind == protocol.EVENT:
             if socket is None:
@@ -291,6 +320,25 @@ class SocketIOConsumer(AsyncConsumer):
             # daphne drops an empty binary frame, which would leave the client
             # waiting for that attachment: refuse before anything is sent.
             raise ValueError("empty bytes cannot be sent through daphne")
+        if self.reaping:
+            self.tracker.touch(self)
+        size = len(text)  # characters: close enough to bytes for a bound
+        for buffer in buffers:
+            size += len(buffer)
+        self.sent += size
+        unread = self.sent - self.confirmed
+        if unread > self._probe_at and not self._ping_marks:
+            # Ask for a pong now rather than at the next heartbeat, to learn
+            # whether the client is keeping up.
+            self.send_ping()
+        if unread > self.settings.MAX_UNREAD_BYTES:
+            metrics.slow_closed += 1
+            await self.close(
+                CloseCode.POLICY_VIOLATION,
+                f"client not reading: {unread} bytes unread, over MAX_UNREAD_BYTES "
+                f"({self.settings.MAX_UNREAD_BYTES})",
+            )
+            return
         send = self.base_send
         try:
             await send({"type": "websocket.send", "text": text})
@@ -321,8 +369,24 @@ class SocketIOConsumer(AsyncConsumer):
             del self.sockets[socket.channel]
         socket.close(reason)
 
-    def send_ping(self) -> None:
+    def send_ping(self) -> int:
+        """Send a ping (from a task: the caller may not wait); return its number."""
+        self.pings += 1
+        self._ping_marks.append(self.sent)
         asyncio.get_running_loop().create_task(self._send_text(protocol.EIO_PING))
+        return self.pings
+
+    def reap(self) -> None:
+        """Disconnect an idle connection: DISCONNECT on each namespace, then close."""
+        self._close_reason = "idle"
+        asyncio.get_running_loop().create_task(self._disconnect_all("idle"))
+
+    async def _disconnect_all(self, reason: str) -> None:
+        for socket in list(self.sockets.values()):
+            if socket.connected:
+                await self.send_packet(protocol.DISCONNECT, socket.channel)
+            self.drop_socket(socket, reason)
+        await self.close(CloseCode.NORMAL, None)
 
     def expire(self, reason: str) -> None:
         """Close the connection from the heartbeat (ping or CONNECT timeout)."""

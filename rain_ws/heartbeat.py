@@ -28,7 +28,7 @@ class Beating(Protocol):
     pongs: int
     namespaces_joined: bool
 
-    def send_ping(self) -> None: ...
+    def send_ping(self) -> int: ...
 
     def expire(self, reason: str) -> None: ...
 
@@ -39,8 +39,9 @@ class Heartbeat:
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self._loop = asyncio.get_running_loop()
-        # (deadline, connection, ping number) in deadline order.
-        self._pings: deque[tuple[float, Beating, int]] = deque()
+        # (deadline, connection) and (deadline, connection, ping number), in
+        # deadline order.
+        self._pings: deque[tuple[float, Beating]] = deque()
         self._pongs: deque[tuple[float, Beating, int]] = deque()
         self._connects: deque[tuple[float, Beating]] = deque()
         self._task: asyncio.Task[None] | None = None
@@ -48,7 +49,7 @@ class Heartbeat:
     def add(self, connection: Beating) -> None:
         """Start the heartbeat and the CONNECT deadline of a new connection."""
         now = self._loop.time()
-        self._pings.append((now + self.interval, connection, 1))
+        self._pings.append((now + self.interval, connection))
         self._connects.append((now + self.connect_timeout, connection))
         if self._task is None:
             self._task = self._loop.create_task(self._run())
@@ -69,12 +70,12 @@ class Heartbeat:
     def _due_pings(self, now: float) -> None:
         pings, pongs = self._pings, self._pongs
         while pings and pings[0][0] <= now:
-            _, connection, number = pings.popleft()
+            _, connection = pings.popleft()
             if connection.closed:
                 continue
-            connection.send_ping()
+            number = connection.send_ping()
             pongs.append((now + self.timeout, connection, number))
-            pings.append((now + self.interval, connection, number + 1))
+            pings.append((now + self.interval, connection))
 
     def _due_pongs(self, now: float) -> None:
         pongs = self._pongs

@@ -19,6 +19,8 @@ from typing import Any
 from django.apps import apps
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.db import router, transaction
 from django.http import HttpRequest
 from django.http.cookie import parse_cookie
 
@@ -168,10 +170,22 @@ def save_session(session_key: str, changed: dict[str, Any], deleted: set[str]) -
     Apply a listener's changes to the session as stored now, and save it.
 
     Only the keys the listener set or deleted are written, so a concurrent
-    request's changes to other keys survive. The session's expiry moves
-    forward, as any save does. Return the data saved.
+    request's changes to other keys survive. With the database backends the
+    session's row is locked from the read to the write, so no save can slip
+    in between. The session's expiry moves forward, as any save does. Return
+    the data saved.
     """
     store = _store_class()(session_key)
+    if isinstance(store, DatabaseSessionStore):
+        model = store.model
+        with transaction.atomic(using=router.db_for_write(model)):
+            if not model.objects.select_for_update().filter(session_key=session_key).exists():
+                raise SessionExpired
+            return _apply_changes(store, changed, deleted)
+    return _apply_changes(store, changed, deleted)
+
+
+def _apply_changes(store: SessionBase, changed: dict[str, Any], deleted: set[str]) -> dict[str, Any]:
     data = store.load()
     if store.session_key is None or store.modified:
         raise SessionExpired

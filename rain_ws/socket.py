@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import logging
 from collections import deque
+from time import perf_counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from django.db import close_old_connections
 
 from . import protocol
 from .exceptions import AckTimeout, RainError, SocketDisconnected
+from .metrics import metrics
 from .sessions import (
     SESSION_EXPIRED,
     SESSION_UNAVAILABLE,
@@ -113,9 +115,15 @@ class Socket:
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         self._next_ack = 0
         self._gone = False
+        self._stats = metrics.channel(channel.name)
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} on {self.channel}>"
+
+    @property
+    def busy(self) -> bool:
+        """A listener is running or queued, or a ``call()`` awaits its ack."""
+        return self._worker is not None or bool(self._queue) or bool(self._acks)
 
     # -- the handler API -------------------------------------------------
 
@@ -150,6 +158,7 @@ class Socket:
         if not isinstance(event, str) or event in protocol.RESERVED_EVENTS:
             raise ValueError(f"{event!r} cannot be emitted: it is not a user event name")
         if self.connected:
+            self._stats.events_out += 1
             await self._connection.send_packet(protocol.EVENT, self.channel, [event, *args])
 
     async def call(self, event: str, *args: Any, timeout: float = 60.0) -> Any:
@@ -169,6 +178,7 @@ class Socket:
         self._next_ack += 1
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._acks[ack_id] = future
+        self._stats.events_out += 1
         try:
             await self._connection.send_packet(protocol.EVENT, self.channel, [event, *args], ack_id)
             try:
@@ -215,6 +225,8 @@ class Socket:
         self._gone = True
         was_connected = self.connected
         self.connected = False
+        if was_connected:
+            self._stats.sockets -= 1
         self._queue.clear()
         worker, self._worker = self._worker, None
         if worker is not None and worker is not asyncio.current_task():
@@ -311,6 +323,7 @@ class Socket:
         if not await connection.accept(self):
             return False
         self.connected = True
+        self._stats.sockets += 1
         # Let the CONNECT reply reach the client before the handlers' first
         # emits, rather than in the same TCP read: some clients (the `ws`
         # library the official protocol suite runs on) drop a second frame
@@ -324,6 +337,7 @@ class Socket:
                 else:
                     await run_sync(handler.function, self)
             except Exception:
+                self._stats.errors += 1
                 logger.exception("websocket handler %s raised for %r", handler.name, self)
         if self._session_key is not None and self.session.modified:
             error = await self._save_session()
@@ -334,6 +348,8 @@ class Socket:
 
     async def _handle(self, packet: protocol.Packet) -> None:
         event, *args = packet.data
+        stats = self._stats
+        stats.events_in += 1
         entry = self._listeners.get(event)
         ack_id = packet.id
         if entry is None:
@@ -356,23 +372,28 @@ class Socket:
             store_worked()
             self.session = SocketSession(data, None)
         function, is_async = entry
+        started = perf_counter()
         try:
             if is_async:
                 result = await function(*args)
             else:
                 result = await run_sync(function, *args)
         except RainError as error:
+            stats.observe(perf_counter() - started)
             if ack_id is None:
                 logger.info("%r: listener for %r refused: %s", self, event, error.message)
                 return
             answer: list[Any] = [error.as_ack(), None]
         except Exception as error:
+            stats.observe(perf_counter() - started)
+            stats.errors += 1
             logger.exception("%r: listener for %r raised", self, event)
             if ack_id is None:
                 return
             message = f"{type(error).__name__}: {error}" if settings.DEBUG else "internal error"
             answer = [{"message": message, "code": "internal_error"}, None]
         else:
+            stats.observe(perf_counter() - started)
             answer = result.args if type(result) is Ack else [None, result]
             if session_key is not None and (self.session.modified or settings.SESSION_SAVE_EVERY_REQUEST):
                 error = await self._save_session()
@@ -409,6 +430,7 @@ class Socket:
     async def _ack(self, ack_id: int, answer: list[Any]) -> None:
         if not self.connected:
             return
+        self._stats.events_out += 1
         try:
             await self._connection.send_packet(protocol.ACK, self.channel, answer, ack_id)
         except (TypeError, ValueError) as error:

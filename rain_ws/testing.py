@@ -14,10 +14,11 @@ lines without a server::
             assert await client.receive("info") == [{"count": 0}]
             assert await client.call("save", "x") == [None, {"count": 1}]
 
-Sync handlers and listeners run in worker threads with database connections
-of their own, so tests that let them touch the database need a test case that
-commits (Django's ``TransactionTestCase``, or pytest-django's
-``transaction=True``).
+Handlers, listeners and the session store run in worker threads with
+database connections of their own, so they see only what is committed: a
+test that creates rows they must see (a user for :func:`login_session`, data a
+sync listener reads) needs a test case that commits (Django's
+``TransactionTestCase``, or pytest-django's ``transaction=True``).
 """
 
 from __future__ import annotations
@@ -205,6 +206,8 @@ class SocketTestClient:
             return packet
 
     async def _read(self) -> None:
+        if self.disconnected:
+            raise ConnectionError(f"the server disconnected {self.channel}")
         packet = await self._next_packet()
         if packet.namespace != self.channel:
             return

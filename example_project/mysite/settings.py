@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "channels",
     "rain_ws",
     "chat",
+    "notes",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -60,6 +61,10 @@ DATABASES = {
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Django's own login and logout views, at /accounts/login/ and /accounts/logout/.
+LOGIN_REDIRECT_URL = "/notes/"
+LOGOUT_REDIRECT_URL = "/notes/"
 
 USE_TZ = True
 STATIC_URL = "static/"

@@ -1,8 +1,13 @@
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from chat import views
+from chat import views as chat_views
+from notes import views as notes_views
 
 urlpatterns = [
-    path("", views.index, name="index"),
+    path("", chat_views.index, name="index"),
+    path("notes/", notes_views.index, name="notes"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("rain_ws.urls")),
 ]

@@ -40,6 +40,9 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("RAIN_WS_TEST_DB", str(BASE_DIR / "test.sqlite3")),
+        # Writers take the lock when their transaction begins, so concurrent
+        # session saves queue up instead of failing with "database is locked".
+        "OPTIONS": {"transaction_mode": "IMMEDIATE"},
     }
 }
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

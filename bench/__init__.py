@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of rain_ws: see README.md."""

@@ -1,0 +1,32 @@
+// The Node socket.io reference: an `echo` event acked with its own arguments.
+//
+// Usage: node server.mjs PORT
+// Serves /socket.io/ on 127.0.0.1:PORT, WebSocket transport only, like the
+// Python servers of the benchmark.
+
+import { createServer } from "node:http";
+import { Server } from "socket.io";
+
+const port = Number(process.argv[2]);
+if (!Number.isInteger(port) || port <= 0) {
+  console.error("usage: node server.mjs PORT");
+  process.exit(2);
+}
+
+const httpServer = createServer();
+const io = new Server(httpServer, { transports: ["websocket"], serveClient: false });
+
+io.on("connection", (socket) => {
+  socket.on("echo", (...args) => {
+    const ack = args.pop();
+    if (typeof ack === "function") {
+      ack(...args);
+    }
+  });
+});
+
+httpServer.listen(port, "127.0.0.1");
+
+// The runner stops servers with SIGTERM; exit at once rather than waiting
+// for open connections to drain.
+process.on("SIGTERM", () => process.exit(0));

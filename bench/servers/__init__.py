@@ -1,0 +1,1 @@
+"""The echo servers the benchmark measures, one module per implementation."""

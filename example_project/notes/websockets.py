@@ -1,0 +1,41 @@
+"""
+The notes channel, served as the Socket.IO namespace ``/notes/1.0/notes``.
+
+The notes live in the visitor's Django session, not in a model: what a
+listener saves is on the ``/notes/`` page at its next load, and a logout,
+which ends the session, takes the notes with it.
+"""
+
+import rain_ws
+
+channel = "notes"
+use_session = True            # socket.session is fresh before each event and saved after it
+login_required = False        # True: anonymous users are refused at CONNECT
+
+
+async def handle(socket):
+    await socket.emit("info", {"count": len(socket.session.get("notes", []))})
+
+    @socket.on("save")
+    async def save(note):
+        notes = socket.session.get("notes", [])
+        socket.session["notes"] = notes + [note]     # saved after this listener returns
+        return {"count": len(notes) + 1}
+
+    @socket.on("save-list")
+    async def save_list(notes):
+        # The whole list comes from the client: check it before it replaces
+        # what the session holds.
+        if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
+            raise rain_ws.RainError("notes must be a list of strings", "invalid")
+        socket.session["notes"] = notes
+        return {"count": len(notes)}
+
+    @socket.on("remove")
+    async def remove(index):
+        notes = socket.session.get("notes", [])
+        # bool is an int to Python, not to the client: refuse true/false too.
+        if type(index) is not int or not 0 <= index < len(notes):
+            raise rain_ws.RainError("no note has this index", "invalid")
+        socket.session["notes"] = notes[:index] + notes[index + 1 :]
+        return {"count": len(notes) - 1}
