@@ -57,6 +57,9 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         # RAIN_WS_EXAMPLE_DB lets a second copy of the site run on a database of its own.
         "NAME": os.environ.get("RAIN_WS_EXAMPLE_DB", str(BASE_DIR / "db.sqlite3")),
+        # Writers take the lock when their transaction begins, so a socket's
+        # session save and a page's queue up instead of failing as locked.
+        "OPTIONS": {"transaction_mode": "IMMEDIATE"},
     }
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
