@@ -8,7 +8,17 @@ them at start-up and serves each as the channel
 
 from .exceptions import AckTimeout, RainError, SocketDisconnected
 from .registry import channel
+from .rooms import abroadcast, broadcast
 from .socket import Ack, Socket
 
-__all__ = ["Ack", "AckTimeout", "RainError", "Socket", "SocketDisconnected", "channel"]
+__all__ = [
+    "Ack",
+    "AckTimeout",
+    "RainError",
+    "Socket",
+    "SocketDisconnected",
+    "abroadcast",
+    "broadcast",
+    "channel",
+]
 __version__ = "0.1.0"

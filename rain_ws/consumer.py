@@ -27,6 +27,7 @@ from .conf import get_settings
 from .heartbeat import heartbeat_for
 from .idle import tracker_for
 from .metrics import metrics
+from .rooms import current_hub, session_hash
 from .registry import registry
 from .sessions import Identity, load_identity
 from .socket import Socket, run_sync
@@ -84,6 +85,7 @@ class SocketIOConsumer(AsyncConsumer):
         self._buffers: list[bytes] = []
         self._close_reason = "transport close"
         self._identity: asyncio.Future[Identity] | None = None
+        self._session_hash: str | None = None
 
     @property
     def namespaces_joined(self) -> bool:
@@ -123,6 +125,7 @@ class SocketIOConsumer(AsyncConsumer):
             await send({"type": "websocket.close", "code": CloseCode.NORMAL})
             return
         await send({"type": "websocket.accept"})
+        self.hub = current_hub()
         self.tracker = tracker = tracker_for(settings)
         self.reaping = tracker.reaping
         if not tracker.admit(self):
@@ -148,6 +151,8 @@ class SocketIOConsumer(AsyncConsumer):
             self.closed = True
             tracker.remove(self)
             metrics.connections -= 1
+            if self._session_hash is not None:
+                self.hub.remove_session(self._session_hash, self)
             self._end_sockets()
 
     async def _receive_loop(self, receive: Any) -> None:
@@ -262,7 +267,7 @@ class SocketIOConsumer(AsyncConsumer):
         previous = self.sockets.get(namespace)
         if previous is not None:
             self.drop_socket(previous, "client namespace disconnect")
-        socket = Socket(self, channel, secrets.token_urlsafe(15), packet.data or {})
+        socket = Socket(self, channel, self.hub.new_socket_id(), packet.data or {})
         self.sockets[namespace] = socket
         socket.start()
 
@@ -296,6 +301,10 @@ class SocketIOConsumer(AsyncConsumer):
                 raise
         self.scope["session"] = identity.session
         self.scope["user"] = identity.user
+        if identity.live and self._session_hash is None and not self.closed:
+            # So that a logout anywhere reaches this connection at once.
+            self._session_hash = session_hash(identity.session_key)  # type: ignore[arg-type]
+            self.hub.add_session(self._session_hash, self)
         return identity
 
     async def end_session(self) -> None:
@@ -316,6 +325,12 @@ class SocketIOConsumer(AsyncConsumer):
         if self.closed:
             return
         text, buffers = protocol.encode_packet(type, namespace, data, id)
+        await self.send_frames(text, buffers)
+
+    async def send_frames(self, text: str, buffers: list[bytes]) -> None:
+        """Send an encoded packet: its text frame, then its binary frames."""
+        if self.closed:
+            return
         if buffers and not self.server_is_standard and not all(buffers):
             # daphne drops an empty binary frame, which would leave the client
             # waiting for that attachment: refuse before anything is sent.

@@ -25,6 +25,7 @@ from django.db import close_old_connections
 from . import protocol
 from .exceptions import AckTimeout, RainError, SocketDisconnected
 from .metrics import metrics
+from .rooms import check_room, current_hub
 from .sessions import (
     SESSION_EXPIRED,
     SESSION_UNAVAILABLE,
@@ -82,6 +83,25 @@ async def run_sync(function: Callable[..., Any], *args: Any) -> Any:
     return await sync_to_async(_call_with_database, thread_sensitive=False)(function, *args)
 
 
+class Emitter:
+    """Emits from a socket to rooms, or to its whole channel, leaving the socket out."""
+
+    __slots__ = ("_rooms", "_socket")
+
+    def __init__(self, socket: Socket, rooms: tuple[str, ...]) -> None:
+        self._socket = socket
+        self._rooms = rooms
+
+    def to(self, room: str) -> Emitter:
+        return Emitter(self._socket, (*self._rooms, check_room(room)))
+
+    async def emit(self, event: str, *args: Any) -> None:
+        if not isinstance(event, str) or event in protocol.RESERVED_EVENTS:
+            raise ValueError(f"{event!r} cannot be emitted: it is not a user event name")
+        socket = self._socket
+        await socket._hub.emit(socket.channel, event, args, self._rooms, exclude=socket.id)
+
+
 class Socket:
     """
     One client on one channel.
@@ -116,6 +136,9 @@ class Socket:
         self._next_ack = 0
         self._gone = False
         self._stats = metrics.channel(channel.name)
+        self._hub = current_hub()
+        #: The rooms of this channel the socket is in.
+        self.rooms: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} on {self.channel}>"
@@ -191,6 +214,39 @@ class Socket:
             return None
         return result[0] if len(result) == 1 else tuple(result)
 
+    async def join(self, room: str) -> None:
+        """
+        Put the socket in ``room`` of its channel; once this returns, emits to
+        the room from any process reach it.
+        """
+        check_room(room)
+        if self.connected:
+            await self._hub.join(self, room)
+
+    async def leave(self, room: str) -> None:
+        """Take the socket out of ``room``."""
+        check_room(room)
+        await self._hub.leave(self, room)
+
+    def to(self, room: str) -> Emitter:
+        """
+        Emit to everyone in ``room`` (a room of this channel, or a socket id)
+        but this socket: ``await socket.to("lobby").emit("news", data)``.
+        Chain ``.to()`` to reach several rooms; each socket gets it once.
+        """
+        return Emitter(self, (check_room(room),))
+
+    @property
+    def broadcast(self) -> Emitter:
+        """Emit to every socket of this channel but this one, in every process."""
+        return Emitter(self, ())
+
+    async def send_frames(self, text: str, buffers: list[bytes]) -> None:
+        """Send an already encoded event (a broadcast, encoded once for all)."""
+        if self.connected:
+            self._stats.events_out += 1
+            await self._connection.send_frames(text, buffers)
+
     async def disconnect(self) -> None:
         """Disconnect the client from this channel; its other channels stay connected."""
         if self.connected:
@@ -227,6 +283,7 @@ class Socket:
         self.connected = False
         if was_connected:
             self._stats.sockets -= 1
+            self._hub.remove_socket(self)
         self._queue.clear()
         worker, self._worker = self._worker, None
         if worker is not None and worker is not asyncio.current_task():
@@ -324,6 +381,7 @@ class Socket:
             return False
         self.connected = True
         self._stats.sockets += 1
+        await self._hub.add_socket(self)
         # Let the CONNECT reply reach the client before the handlers' first
         # emits, rather than in the same TCP read: some clients (the `ws`
         # library the official protocol suite runs on) drop a second frame

@@ -1,7 +1,10 @@
 """The in-process test client, on the test project's components."""
 
+from datetime import timedelta
+
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 
@@ -96,16 +99,30 @@ async def test_unserializable_value_is_an_error_ack_and_nothing_is_saved():
     assert await session_data(key) == {"kept": True}
 
 
-async def test_expired_session_ends_the_socket():
+async def test_expired_session_ends_the_socket_at_its_next_event():
     key = await create_session({"memos": []})
     async with SocketTestClient(MEMO, session=key) as client:
         await client.receive("info")
-        await sync_to_async(lambda: Session.objects.filter(session_key=key).delete())()
+        # Expiry is noticed when the session is next read: no signal tells.
+        past = timezone.now() - timedelta(seconds=1)
+        await sync_to_async(lambda: Session.objects.filter(session_key=key).update(expire_date=past))()
         assert await client.call("save", "x") == [{"message": "session expired", "code": "session_expired"}, None]
         assert await client.receive("session_expired") == []
         with pytest.raises(ConnectionError):
             await client.receive()
         assert client.disconnected
+
+
+async def test_deleted_session_ends_the_socket_at_once():
+    key = await create_session({"memos": []})
+    async with SocketTestClient(MEMO, session=key) as client:
+        await client.receive("info")
+        # A deletion through Django (a flush, a logout, the admin) is heard
+        # without waiting for the socket's next event.
+        await sync_to_async(lambda: Session.objects.get(session_key=key).delete())()
+        assert await client.receive("session_expired") == []
+        with pytest.raises(ConnectionError):
+            await client.receive()
 
 
 async def test_login_required_refuses_anonymous_and_admits_a_user():

@@ -1,0 +1,418 @@
+"""
+Rooms, broadcasts and server-side emits, in one process and across processes.
+
+Each server process keeps its own sockets by channel, room, id and session,
+and delivers to them itself. Across processes everything goes through the
+Channels channel layer, the way Socket.IO's Redis adapter works: the process
+reads one channel of its own, and joins a layer group for each channel and
+room while it has members there, so a room message costs one layer message
+per process that has members, encoded once, not one per socket.
+
+With no channel layer configured, or Channels' in-memory layer (which cannot
+reach another process), delivery is local only and the layer is not touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+from . import protocol
+from .exceptions import RainError
+
+if TYPE_CHECKING:
+    from .consumer import SocketIOConsumer
+    from .socket import Socket
+
+__all__ = ["Hub", "abroadcast", "broadcast", "current_hub", "end_session_everywhere", "session_hash"]
+
+logger = logging.getLogger("rain_ws")
+
+#: Longest room name accepted.
+MAX_ROOM_LENGTH = 200
+
+_MESSAGE = "rain_ws.frames"
+_END_SESSION = "rain_ws.end_session"
+_ALL = "rain_ws.all"
+
+
+def _digest(*parts: str) -> str:
+    # Layer group names allow only ASCII letters, digits, "-", "_" and "."
+    # and fewer than 100 characters; a digest fits any channel or room name,
+    # keeps distinct names apart, and keeps names (and session keys) out of
+    # Redis in clear.
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:40]
+
+
+def channel_group(channel: str) -> str:
+    return f"rain_ws.c.{_digest(channel)}"
+
+
+def room_group(channel: str, room: str) -> str:
+    return f"rain_ws.r.{_digest(channel, room)}"
+
+
+def process_group(process_id: str) -> str:
+    return f"rain_ws.p.{process_id}"
+
+
+def session_hash(session_key: str) -> str:
+    """How a session is named between processes: never the key itself."""
+    return _digest("session", session_key)
+
+
+def check_room(room: Any) -> str:
+    """A valid room name, or a RainError saying what is wrong with it."""
+    if not isinstance(room, str):
+        raise RainError(f"a room name must be a string, not {type(room).__name__}", "invalid_room")
+    if not room:
+        raise RainError("a room name must not be empty", "invalid_room")
+    if len(room) > MAX_ROOM_LENGTH:
+        raise RainError(f"a room name must be at most {MAX_ROOM_LENGTH} characters", "invalid_room")
+    return room
+
+
+def _usable_layer() -> Any:
+    layer = get_channel_layer()
+    if layer is None or isinstance(layer, InMemoryChannelLayer):
+        return None
+    return layer
+
+
+class Hub:
+    """The sockets of one server process (one event loop), and its layer membership."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.process_id = secrets.token_hex(4)
+        self.layer = _usable_layer()
+        self.sockets: dict[str, dict[str, Socket]] = {}
+        self.rooms: dict[str, dict[str, set[Socket]]] = {}
+        self.sessions: dict[str, set[SocketIOConsumer]] = {}
+        self.groups: set[str] = set()
+        self.undelivered = 0
+        # Ids of recent messages sent to several groups, which reach a
+        # process once per group it is in: deliver the first copy only.
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._channel_name: str | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._keepalive: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
+
+    # -- membership ----------------------------------------------------------
+
+    def new_socket_id(self) -> str:
+        """A socket id that names this process, so emits to it can find it."""
+        return f"{self.process_id}-{secrets.token_urlsafe(12)}"
+
+    async def add_socket(self, socket: Socket) -> None:
+        local = self.sockets.setdefault(socket.channel, {})
+        local[socket.id] = socket
+        if len(local) == 1:
+            await self._join_group(channel_group(socket.channel))
+
+    def remove_socket(self, socket: Socket) -> None:
+        """Forget a socket that is gone, with every room it was in."""
+        for room in list(socket.rooms):
+            self._leave_locally(socket, room)
+        local = self.sockets.get(socket.channel)
+        if local is not None and local.pop(socket.id, None) is not None and not local:
+            del self.sockets[socket.channel]
+            self._leave_group_soon(channel_group(socket.channel))
+
+    async def join(self, socket: Socket, room: str) -> None:
+        if room in socket.rooms:
+            return
+        socket.rooms.add(room)
+        members = self.rooms.setdefault(socket.channel, {}).setdefault(room, set())
+        members.add(socket)
+        if len(members) == 1:
+            await self._join_group(room_group(socket.channel, room))
+
+    async def leave(self, socket: Socket, room: str) -> None:
+        if room in socket.rooms and self._leave_locally(socket, room):
+            await self._leave_group(room_group(socket.channel, room))
+
+    def _leave_locally(self, socket: Socket, room: str) -> bool:
+        """Take a socket out of a room; True when the room became empty here."""
+        socket.rooms.discard(room)
+        rooms = self.rooms.get(socket.channel)
+        members = rooms.get(room) if rooms is not None else None
+        if members is None:
+            return False
+        members.discard(socket)
+        if members:
+            return False
+        del rooms[room]  # type: ignore[union-attr]
+        if not rooms:
+            del self.rooms[socket.channel]
+        return True
+
+    def add_session(self, key_hash: str, connection: SocketIOConsumer) -> None:
+        self.sessions.setdefault(key_hash, set()).add(connection)
+
+    def remove_session(self, key_hash: str, connection: SocketIOConsumer) -> None:
+        connections = self.sessions.get(key_hash)
+        if connections is not None:
+            connections.discard(connection)
+            if not connections:
+                del self.sessions[key_hash]
+
+    def room_count(self) -> int:
+        """Room memberships held in this process (one per socket per room)."""
+        return sum(len(members) for rooms in self.rooms.values() for members in rooms.values())
+
+    # -- delivery ------------------------------------------------------------
+
+    async def emit(
+        self,
+        channel: str,
+        event: str,
+        args: Iterable[Any],
+        rooms: Iterable[str] = (),
+        exclude: str | None = None,
+    ) -> None:
+        """
+        Emit to every socket of ``channel``, or of ``rooms`` (room names or
+        socket ids) when given, in every process; ``exclude`` is a socket id
+        left out (the sender).
+        """
+        text, buffers = protocol.encode_packet(protocol.EVENT, channel, [event, *args])
+        rooms = list(rooms)
+        await self.deliver(channel, text, buffers, rooms, exclude)
+        if self.layer is None:
+            return
+        groups = self._groups_for(channel, rooms)
+        message = {
+            "type": _MESSAGE,
+            "origin": self.process_id,
+            "id": secrets.token_hex(8) if len(groups) > 1 else None,
+            "channel": channel,
+            "rooms": rooms,
+            "exclude": exclude,
+            "text": text,
+            "buffers": buffers,
+        }
+        await self._send_to_groups(groups, message)
+
+    @staticmethod
+    def _groups_for(channel: str, rooms: list[str]) -> list[str]:
+        if not rooms:
+            return [channel_group(channel)]
+        groups = [
+            process_group(room[:8]) if _is_socket_id(room) else room_group(channel, room) for room in rooms
+        ]
+        return list(dict.fromkeys(groups))
+
+    async def deliver(
+        self, channel: str, text: str, buffers: list[bytes], rooms: list[str], exclude: str | None
+    ) -> None:
+        """Send encoded frames to this process's sockets of ``channel`` (or ``rooms``)."""
+        local = self.sockets.get(channel)
+        if not local:
+            return
+        if rooms:
+            channel_rooms = self.rooms.get(channel, {})
+            targets: set[Socket] = set()
+            for room in rooms:
+                targets.update(channel_rooms.get(room, ()))
+                socket = local.get(room)
+                if socket is not None:
+                    targets.add(socket)
+        else:
+            targets = set(local.values())
+        for socket in targets:
+            if socket.id != exclude:
+                try:
+                    await socket.send_frames(text, buffers)
+                except ValueError as error:  # empty bytes through daphne
+                    logger.warning("%r: broadcast not sent: %s", socket, error)
+
+    async def end_session(self, key_hash: str) -> None:
+        """Tell every connection of a session, in every process, that it ended."""
+        await self._end_session_locally(key_hash)
+        if self.layer is not None:
+            await self._send_to_groups([_ALL], {"type": _END_SESSION, "origin": self.process_id, "session": key_hash})
+
+    async def _end_session_locally(self, key_hash: str) -> None:
+        for connection in list(self.sessions.pop(key_hash, ())):
+            await connection.end_session()
+
+    # -- the channel layer -----------------------------------------------------
+
+    async def _join_group(self, group: str) -> None:
+        self.groups.add(group)
+        if self.layer is None:
+            return
+        await self._start()
+        try:
+            await self.layer.group_add(group, self._channel_name)
+        except Exception as error:
+            # Kept in self.groups: the reader adds it again when the layer is back.
+            logger.error("channel layer unavailable, %s not joined yet: %s", group, error)
+
+    async def _leave_group(self, group: str) -> None:
+        self.groups.discard(group)
+        if self.layer is None or self._channel_name is None:
+            return
+        try:
+            await self.layer.group_discard(group, self._channel_name)
+        except Exception as error:
+            logger.warning("channel layer unavailable, %s not left: %s", group, error)
+
+    def _leave_group_soon(self, group: str) -> None:
+        if self.layer is None:
+            self.groups.discard(group)
+            return
+        self.loop.create_task(self._leave_group(group))
+
+    async def _send_to_groups(self, groups: list[str], message: dict[str, Any]) -> None:
+        for group in groups:
+            try:
+                await self.layer.group_send(group, message)
+            except Exception as error:
+                self.undelivered += 1
+                logger.error(
+                    "channel layer unavailable: an emit did not reach other processes "
+                    "(%d so far): %s",
+                    self.undelivered,
+                    error,
+                )
+
+    async def _start(self) -> None:
+        """Make this process's layer channel and start reading it, once."""
+        if self._ready is None:
+            self._ready = self.loop.create_future()
+            self._reader = self.loop.create_task(self._read())
+            expiry = getattr(self.layer, "group_expiry", None)
+            if expiry:
+                self._keepalive = self.loop.create_task(self._refresh_groups(expiry / 2))
+        await asyncio.shield(self._ready)
+
+    async def _refresh_groups(self, interval: float) -> None:
+        """Join every group again now and then, so memberships outlive the layer's group expiry."""
+        while True:
+            await asyncio.sleep(interval)
+            if self._channel_name is None:
+                continue
+            try:
+                for group in list(self.groups):
+                    await self.layer.group_add(group, self._channel_name)
+            except Exception as error:
+                logger.warning("channel layer unavailable, group memberships not refreshed: %s", error)
+
+    async def _read(self) -> None:
+        layer = self.layer
+        delay = 0.5
+        failing = False
+        while True:
+            try:
+                if self._channel_name is None:
+                    self._channel_name = await layer.new_channel("rain_ws")
+                    base = {_ALL, process_group(self.process_id)}
+                    self.groups |= base
+                    for group in base:
+                        await layer.group_add(group, self._channel_name)
+                    if not self._ready.done():  # type: ignore[union-attr]
+                        self._ready.set_result(None)  # type: ignore[union-attr]
+                if failing:
+                    # The layer is back, maybe empty (a Redis restart): join
+                    # every group again before reading on.
+                    for group in list(self.groups):
+                        await layer.group_add(group, self._channel_name)
+                    logger.warning("channel layer available again; %d group(s) rejoined", len(self.groups))
+                    failing = False
+                    delay = 0.5
+                message = await layer.receive(self._channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not failing:
+                    logger.error("channel layer unavailable, retrying: %s", error)
+                failing = True
+                if self._ready is not None and not self._ready.done():
+                    # Do not hold up joins while the layer is down.
+                    self._ready.set_result(None)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            try:
+                await self._on_message(message)
+            except Exception:
+                logger.exception("could not deliver a channel layer message")
+
+    async def _on_message(self, message: dict[str, Any]) -> None:
+        if message.get("origin") == self.process_id:
+            return  # delivered locally when it was sent
+        kind = message.get("type")
+        if kind == _MESSAGE:
+            message_id = message.get("id")
+            if message_id is not None:
+                if message_id in self._seen:
+                    return
+                self._seen[message_id] = None
+                if len(self._seen) > 1024:
+                    self._seen.popitem(last=False)
+            await self.deliver(
+                message["channel"], message["text"], list(message["buffers"]), message["rooms"], message["exclude"]
+            )
+        elif kind == _END_SESSION:
+            await self._end_session_locally(message["session"])
+
+
+def _is_socket_id(name: str) -> bool:
+    return len(name) == 25 and name[8] == "-" and all(c in "0123456789abcdef" for c in name[:8])
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def current_hub() -> Hub:
+    """The hub of the running event loop, made on first use."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub()
+    return hub
+
+
+async def abroadcast(channel: str, event: str, *args: Any, room: str | None = None) -> None:
+    """
+    Emit ``event`` to every socket of ``channel`` (its public name, e.g.
+    ``"/chat/1.0/chat"``), or of one ``room`` of it, in every process.
+
+    Call it from async code: an async view, a consumer, a task.
+    """
+    await current_hub().emit(channel, event, args, [check_room(room)] if room is not None else ())
+
+
+def broadcast(channel: str, event: str, *args: Any, room: str | None = None) -> None:
+    """:func:`abroadcast` for sync code: a view, a signal handler, a management command."""
+    async_to_sync(abroadcast)(channel, event, *args, room=room)
+
+
+def end_session_everywhere(session_key: str) -> None:
+    """
+    Disconnect every socket of a session, in every process (sync; called
+    from the logout and session-deletion signal receivers).
+    """
+    key_hash = session_hash(session_key)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        async_to_sync(_end_session)(key_hash)
+    else:
+        loop.create_task(_end_session(key_hash))
+
+
+async def _end_session(key_hash: str) -> None:
+    await current_hub().end_session(key_hash)

@@ -1,0 +1,617 @@
+/*
+ * rain.js: the browser runtime of rain_ws (see docs/client.rst). One global,
+ * `rain`: sockets for channels (Socket.IO v5 over the Engine.IO v4 WebSocket
+ * transport, all channels on one WebSocket), a page-wide bus, RAIN component
+ * controllers, and the session keepalive that publishes "session_expired".
+ */
+(() => {
+  "use strict";
+
+  const BACKOFF_MS = 500, BACKOFF_CAP_MS = 10000, ACK_TIMEOUT_MS = 30000;
+  // A transport that lived this long was healthy: the backoff starts over.
+  const STABLE_MS = 10000;
+  const RESERVED = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
+  // Refusals worth retrying by themselves; any other ("session required",
+  // "Invalid namespace", "not authorized") stands until the next emit.
+  const TRANSIENT = /^(session store unavailable|not connected to )/;
+
+  const log = (...args) => console.error("rain:", ...args);
+  const backoff = (n) => Math.min(BACKOFF_CAP_MS, BACKOFF_MS * 2 ** Math.min(n, 10) * (0.5 + Math.random()));
+  const failure = (message, code, data) => Object.assign(new Error(message), { code, data });
+  const preview = (text) => JSON.stringify(text.length > 60 ? text.slice(0, 60) + "..." : text);
+
+  // Run the page's code from the runtime's: what it throws is logged, never
+  // thrown into a WebSocket handler or a timer.
+  function call(fn, self, args) {
+    try {
+      fn.apply(self, args);
+    } catch (error) {
+      log("a listener threw:", error);
+    }
+  }
+
+  const configElement = document.getElementById("rain-ws-config");
+  const config = Object.assign({ path: "/socket.io/" }, configElement && JSON.parse(configElement.textContent));
+
+  // -- the page-wide bus -------------------------------------------------
+
+  const bus = new Map();
+  const subscribe = (event, fn) => bus.set(event, [...(bus.get(event) || []), fn]) && undefined;
+  const unsubscribe = (event, fn) => bus.set(event, (bus.get(event) || []).filter((item) => item !== fn)) && undefined;
+  const publish = (event, ...args) => (bus.get(event) || []).forEach((fn) => call(fn, null, args));
+
+  // -- session keepalive -------------------------------------------------
+  // WebSocket frames carry no cookies, so socket traffic never extends the
+  // session cookie: shortly before it expires, a page that was active since
+  // the last refresh posts to the refresh view; an idle one is told the
+  // session is over.
+
+  let activity = false, lastRefresh = Date.now(), refreshing = false, expired = false, keepalive;
+  const nativeFetch = window.fetch.bind(window);
+  const noteActivity = () => (activity = true);
+
+  function sessionExpired() {
+    if (!expired) {
+      expired = true;
+      clearInterval(keepalive);
+      publish("session_expired");
+    }
+  }
+
+  function checkSession() {
+    const age = config.cookieAge * 1000, elapsed = Date.now() - lastRefresh;
+    if (refreshing || expired || elapsed < 0.8 * age) return;
+    if (!activity) return elapsed >= age && sessionExpired();
+    const sent = Date.now();
+    const failed = (why) => {
+      activity = true;
+      log(`the session refresh (POST ${config.refreshUrl}) ${why}; trying again at the next check`);
+    };
+    refreshing = true;
+    activity = false;
+    nativeFetch(config.refreshUrl, {
+      method: "POST", credentials: "same-origin", headers: { [config.csrfHeader]: config.csrfToken },
+    })
+      .then((response) => {
+        if (response.ok) lastRefresh = sent;
+        else if (response.status === 401) sessionExpired();
+        else failed(`answered ${response.status}`);
+      }, (error) => failed(`failed: ${error.message}`))
+      .finally(() => (refreshing = false));
+  }
+
+  function sameOrigin(url) {
+    try {
+      return new URL(url, location.href).origin === location.origin;
+    } catch (error) {
+      return false;
+    }
+  }
+
+  // The page's own requests to its server count as activity.
+  window.fetch = function (input, init) {
+    if (sameOrigin(input instanceof Request ? input.url : input)) noteActivity();
+    return nativeFetch(input, init);
+  };
+  const xhr = XMLHttpRequest.prototype, { open, send } = xhr, xhrUrls = new WeakMap();
+  xhr.open = function (method, url) {
+    xhrUrls.set(this, url);
+    return open.apply(this, arguments);
+  };
+  xhr.send = function () {
+    if (sameOrigin(xhrUrls.get(this))) noteActivity();
+    return send.apply(this, arguments);
+  };
+  if (config.refreshUrl && config.cookieAge > 0) {
+    // Background tabs fire timers late: checks compare wall-clock times.
+    keepalive = setInterval(checkSession, Math.min(5000, Math.max(250, config.cookieAge * 50)));
+  }
+
+  // -- Socket.IO packets -------------------------------------------------
+
+  class ProtocolError extends Error {}
+
+  const isBinary = (value) => value instanceof ArrayBuffer || ArrayBuffer.isView(value) || value instanceof Blob;
+  const isObject = (value) => value !== null && typeof value === "object";
+  const isPlain = (value) => isObject(value) && [Object.prototype, null].includes(Object.getPrototypeOf(value));
+
+  // Replace the binary values in `value` with placeholders, into `buffers`.
+  function deconstruct(value, buffers) {
+    if (isBinary(value)) return { _placeholder: true, num: buffers.push(value) - 1 };
+    if (Array.isArray(value)) return value.map((item) => deconstruct(item, buffers));
+    if (!isPlain(value)) return value;
+    const copy = {};
+    for (const key of Object.keys(value)) copy[key] = deconstruct(value[key], buffers);
+    return copy;
+  }
+
+  function reconstruct(value, buffers) {
+    if (!isObject(value)) return value;
+    if (value._placeholder === true) {
+      const buffer = Number.isInteger(value.num) ? buffers[value.num] : undefined;
+      if (!buffer) throw new ProtocolError(`placeholder ${JSON.stringify(value)} names no attachment`);
+      return buffer;
+    }
+    for (const key of Object.keys(value)) value[key] = reconstruct(value[key], buffers);
+    return value;
+  }
+
+  // A packet's frames: its text, then its binary attachments.
+  function encode(type, nsp, data, id) {
+    const buffers = [];
+    const json = data === undefined ? "" : JSON.stringify(deconstruct(data, buffers));
+    const head = buffers.length ? `${type + 3}${buffers.length}-` : type;
+    return [`4${head}${nsp === "/" ? "" : nsp + ","}${id ?? ""}${json}`, ...buffers];
+  }
+
+  // Decode the Socket.IO packet of an Engine.IO message, or throw ProtocolError.
+  function decode(text) {
+    const [, digit, count, nsp = "/", id, json] = /^([0-6])(?:(\d+)-)?(?:(\/[^,]*),?)?(\d*)([\s\S]*)$/.exec(text) || [];
+    const type = Number(digit);
+    if (!digit || (count !== undefined) !== (type === 5 || type === 6)) {
+      throw new ProtocolError(`not a Socket.IO packet: ${preview(text)}`);
+    }
+    let data;
+    try {
+      data = json ? JSON.parse(json) : undefined;
+    } catch (error) {
+      throw new ProtocolError(`invalid JSON in ${preview(text)}: ${error.message}`);
+    }
+    const valid = [
+      isPlain(data) && typeof data.sid === "string", // CONNECT
+      true, // DISCONNECT
+      Array.isArray(data) && typeof data[0] === "string" && !RESERVED.includes(data[0]), // EVENT
+      Array.isArray(data) && id !== "", // ACK
+      isPlain(data) || typeof data === "string", // CONNECT_ERROR
+    ][type > 4 ? type - 3 : type];
+    if (!valid) throw new ProtocolError(`invalid packet of type ${type}: ${preview(text)}`);
+    return { type, nsp, id: id ? Number(id) : undefined, data, attachments: Number(count || 0) };
+  }
+
+  function overLimit(frame, limit) {
+    if (typeof frame !== "string") return (frame.byteLength ?? frame.size) > limit;
+    // UTF-8 takes one to three bytes per UTF-16 unit.
+    return frame.length > limit || (frame.length * 3 > limit && new TextEncoder().encode(frame).length > limit);
+  }
+
+  // -- the connection: one WebSocket for every socket of the page ---------
+
+  class Connection {
+    constructor(url) {
+      this.url = url;
+      this.ws = this.retryTimer = this.pingTimer = this.pending = null;
+      this.opened = false;
+      this.sockets = new Map();
+      this.attempts = 0;
+    }
+
+    socket(nsp) {
+      if (!this.sockets.has(nsp)) this.sockets.set(nsp, new Socket(this, nsp));
+      return this.sockets.get(nsp).connect();
+    }
+
+    // A socket wants to be connected: CONNECT now, or once the transport is open.
+    join(socket) {
+      if (this.opened) socket.sendConnect();
+      else if (!this.ws && !this.retryTimer) this.dial();
+    }
+
+    dial() {
+      this.retryTimer = null;
+      const ws = (this.ws = new WebSocket(this.url));
+      ws.binaryType = "arraybuffer";
+      ws.onmessage = (event) => this.receive(event.data);
+      ws.onclose = () => this.lost(this.opened ? "transport close" : "transport error");
+    }
+
+    receive(data) {
+      try {
+        if (typeof data === "string") this.receiveText(data);
+        else this.receiveBinary(data);
+      } catch (error) {
+        log(`bad data from ${this.url}, reconnecting:`, error instanceof ProtocolError ? error.message : error);
+        this.lost("parse error");
+      }
+    }
+
+    receiveText(text) {
+      const kind = text[0];
+      if (this.pending) throw new ProtocolError(`text frame ${preview(text)} while attachments were expected`);
+      if (!this.opened) {
+        if (kind !== "0") throw new ProtocolError(`expected the Engine.IO open packet, got ${preview(text)}`);
+        this.onOpen(text.slice(1));
+      } else if (kind === "2") {
+        this.resetPing();
+        this.ws.send("3" + text.slice(1));
+      } else if (kind === "4") {
+        const packet = decode(text.slice(1));
+        if (packet.attachments) this.pending = { packet, buffers: [] };
+        else this.dispatch(packet);
+      } else if (kind === "1") {
+        this.lost("transport close");
+      } else if (kind !== "6") {
+        throw new ProtocolError(`unexpected Engine.IO packet ${preview(text)}`);
+      }
+    }
+
+    receiveBinary(buffer) {
+      const pending = this.pending;
+      if (!pending) throw new ProtocolError("binary frame with no attachment pending");
+      if (pending.buffers.push(buffer) < pending.packet.attachments) return;
+      this.pending = null;
+      pending.packet.data = reconstruct(pending.packet.data, pending.buffers);
+      this.dispatch(pending.packet);
+    }
+
+    onOpen(json) {
+      const positive = (value) => typeof value === "number" && value > 0;
+      let info;
+      try {
+        info = JSON.parse(json);
+      } catch (error) {}
+      if (!isObject(info) || typeof info.sid !== "string" || !positive(info.pingInterval) || !positive(info.pingTimeout)) {
+        throw new ProtocolError(`invalid open packet ${preview(json)}`);
+      }
+      this.opened = true;
+      this.openedAt = Date.now();
+      this.pingWindow = info.pingInterval + info.pingTimeout;
+      this.maxPayload = positive(info.maxPayload) ? info.maxPayload : Infinity;
+      this.resetPing();
+      this.sockets.forEach((socket) => socket.active && socket.sendConnect());
+    }
+
+    // The server pings every pingInterval: with no ping for pingInterval +
+    // pingTimeout the transport is gone, whatever the WebSocket says.
+    resetPing() {
+      clearTimeout(this.pingTimer);
+      const deadline = Date.now() + this.pingWindow;
+      const check = () => {
+        if (Date.now() >= deadline) this.lost("ping timeout");
+        else this.pingTimer = setTimeout(check, deadline - Date.now());
+      };
+      this.pingTimer = setTimeout(check, this.pingWindow);
+    }
+
+    dispatch(packet) {
+      if (packet.type > 1 && packet.type !== 4) noteActivity();
+      this.sockets.get(packet.nsp)?.onPacket(packet);
+    }
+
+    // Send a packet's frames; RangeError if one is over the server's maxPayload.
+    send(frames) {
+      if (frames.some((frame) => overLimit(frame, this.maxPayload))) {
+        throw new RangeError(`packet over the server's maxPayload (${this.maxPayload} bytes)`);
+      }
+      frames.forEach((frame) => this.ws.send(frame));
+    }
+
+    close() {
+      const ws = this.ws;
+      this.ws = this.pending = null;
+      this.opened = false;
+      clearTimeout(this.pingTimer);
+      if (ws) {
+        ws.onmessage = ws.onclose = null;
+        ws.close();
+      }
+    }
+
+    // The transport is gone: tell the sockets, and reconnect with backoff if
+    // one of them still wants to be connected.
+    lost(reason) {
+      const wasOpen = this.opened;
+      if (wasOpen && Date.now() - this.openedAt >= STABLE_MS) this.attempts = 0;
+      this.close();
+      this.sockets.forEach((socket) => socket.onTransportLost(reason, wasOpen));
+      if (this.anyActive() && !this.retryTimer) {
+        this.retryTimer = setTimeout(() => this.dial(), backoff(this.attempts++));
+      }
+    }
+
+    // Close the transport once no socket wants it.
+    release() {
+      if (this.anyActive()) return;
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+      this.close();
+    }
+
+    anyActive() {
+      return [...this.sockets.values()].some((socket) => socket.active);
+    }
+  }
+
+  // -- sockets: one per channel (a Socket.IO namespace) -----------------
+
+  class Socket {
+    constructor(connection, nsp) {
+      this.nsp = nsp;
+      this.id = undefined;
+      this.connected = false;
+      // Whether the socket wants to be connected: false after a disconnect by
+      // either side or a final refusal, until the next connect() or emit.
+      this.active = false;
+      this._connection = connection;
+      this._connecting = false;
+      this._handlers = new Map();
+      this._buffer = []; // emits waiting for the CONNECT: {frames, id}
+      this._acks = new Map();
+      this._nextAck = 0;
+      this._attempts = 0;
+      this._retryTimer = null;
+    }
+
+    on(event, fn) {
+      if (typeof fn !== "function") throw new TypeError(`socket.on("${event}") needs a function`);
+      this._handlers.set(event, [...(this._handlers.get(event) || []), fn]);
+      return this;
+    }
+
+    once(event, fn) {
+      const once = (...args) => this.off(event, once) && fn.apply(this, args);
+      once.listener = fn;
+      return this.on(event, once);
+    }
+
+    off(event, fn) {
+      if (event === undefined) this._handlers.clear();
+      else if (fn === undefined) this._handlers.delete(event);
+      else this._handlers.set(event, (this._handlers.get(event) || []).filter((item) => ![item, item.listener].includes(fn)));
+      return this;
+    }
+
+    _fire(event, args) {
+      (this._handlers.get(event) || []).forEach((fn) => call(fn, this, args));
+    }
+
+    connect() {
+      if (!this.active) {
+        this.active = true;
+        this._connection.join(this);
+      }
+      return this;
+    }
+
+    disconnect() {
+      const connection = this._connection, wasConnected = this.connected;
+      clearTimeout(this._retryTimer);
+      if ((wasConnected || this._connecting) && connection.opened) connection.send(encode(1, this.nsp));
+      this.active = this.connected = this._connecting = false;
+      this._drop(failure("disconnected before sending", "disconnected"));
+      this._failAcks("io client disconnect");
+      if (wasConnected) this._fire("disconnect", ["io client disconnect"]);
+      connection.release();
+      return this;
+    }
+
+    // emit(event, ...args[, ack]): an ack function, if last, gets the
+    // server's ack arguments as they come (from rain_ws: error, data).
+    emit(event, ...args) {
+      const ack = typeof args[args.length - 1] === "function" ? args.pop() : undefined;
+      return this._emit(event, args, ack);
+    }
+
+    // A promise of the data of an error-first ack (rain_ws's): it rejects
+    // with the ack's error, or without an ack within 30 s (see timeout()).
+    emitWithAck(event, ...args) {
+      return this.timeout(ACK_TIMEOUT_MS).emitWithAck(event, ...args);
+    }
+
+    timeout(ms) {
+      const settle = (resolve, reject) => (error, data) => {
+        if (error === null || error === undefined) resolve(data);
+        else reject(error instanceof Error ? error : failure(String(error.message ?? error), error.code, error));
+      };
+      return {
+        emitWithAck: (event, ...args) =>
+          new Promise((resolve, reject) => this._emit(event, args, settle(resolve, reject), ms)),
+      };
+    }
+
+    _emit(event, args, ack, ms) {
+      if (typeof event !== "string" || RESERVED.includes(event)) throw new Error(`"${event}" is a reserved event name`);
+      const id = ack ? this._nextAck++ : undefined;
+      const frames = encode(2, this.nsp, [event, ...args], id);
+      if (this.connected) this._connection.send(frames);
+      else this._buffer.push({ frames, id });
+      noteActivity();
+      if (ack) {
+        const timer = ms && setTimeout(() => done([failure(`no ack for "${event}" within ${ms} ms`, "ack_timeout")]), ms);
+        const done = (ackArgs) => {
+          clearTimeout(timer);
+          this._acks.delete(id);
+          call(ack, this, ackArgs);
+        };
+        this._acks.set(id, done);
+      }
+      return this.connect();
+    }
+
+    sendConnect() {
+      if (!this._connecting && !this.connected) {
+        this._connecting = true;
+        this._connection.send(encode(0, this.nsp));
+      }
+    }
+
+    onPacket({ type, id, data }) {
+      if (type === 0 && this.active && !this.connected) {
+        this._connecting = false;
+        this.connected = true;
+        this.id = data.sid;
+        this._attempts = 0;
+        const buffer = this._buffer;
+        this._buffer = [];
+        for (const item of buffer) {
+          try {
+            this._connection.send(item.frames);
+          } catch (error) {
+            log(`${this.nsp}: an emit was dropped: ${error.message}`);
+            this._acks.get(item.id)?.([failure(error.message, "too_big")]);
+          }
+        }
+        this._fire("connect", []);
+      } else if (type === 1) {
+        const wasConnected = this.connected;
+        this.active = this.connected = this._connecting = false;
+        this._failAcks("io server disconnect");
+        if (wasConnected) this._fire("disconnect", ["io server disconnect"]);
+        this._connection.release();
+      } else if (type === 2 || type === 5) {
+        const [event, ...args] = data;
+        if (id !== undefined) {
+          let sent = false;
+          args.push((...ackArgs) => {
+            if (!sent && this.connected) this._connection.send(encode(3, this.nsp, ackArgs, id));
+            sent = true;
+          });
+        }
+        this._fire(event, args);
+        if (event === "session_expired") sessionExpired();
+      } else if (type === 3 || type === 6) {
+        this._acks.get(id)?.(data);
+      } else if (type === 4) {
+        this._refused(typeof data === "string" ? { message: data } : data);
+      }
+    }
+
+    _refused({ message = "refused", data }) {
+      const wasConnected = this.connected;
+      this.connected = this._connecting = false;
+      if (wasConnected) {
+        this._failAcks(message);
+        this._fire("disconnect", ["io server disconnect"]);
+      }
+      if (TRANSIENT.test(message)) {
+        this._retryTimer = setTimeout(() => this.active && this._connection.join(this), backoff(this._attempts++));
+      } else {
+        log(`cannot connect to channel ${this.nsp}: ${message} (not retrying; the next emit will)`);
+        this.active = false;
+        this._drop(failure(message, "connect_error"));
+        this._connection.release();
+      }
+      this._fire("connect_error", [Object.assign(new Error(message), { data })]);
+    }
+
+    onTransportLost(reason, wasOpen) {
+      this._connecting = false;
+      if (this.connected) {
+        this.connected = false;
+        this._failAcks(reason);
+        this._fire("disconnect", [reason]);
+      } else if (this.active && !wasOpen) {
+        this._fire("connect_error", [new Error(`the WebSocket to ${this._connection.url} did not open`)]);
+      }
+    }
+
+    // Sent emits still waiting for their ack: none will come now.
+    _failAcks(reason) {
+      const waiting = this._buffer.map((item) => item.id);
+      for (const [id, done] of [...this._acks]) {
+        if (!waiting.includes(id)) done([failure(`disconnected before the ack (${reason})`, "disconnected")]);
+      }
+    }
+
+    // Drop the emits waiting for a CONNECT, failing their acks with `error`.
+    _drop(error) {
+      this._buffer.splice(0).forEach((item) => this._acks.get(item.id)?.([error]));
+    }
+  }
+
+  let connection = null;
+
+  function getSocket(channel) {
+    if (typeof channel !== "string" || channel[0] !== "/") {
+      throw new Error(`getSocket(${JSON.stringify(channel)}): use "/channel", or a component context for its channels`);
+    }
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    connection ||= new Connection(`${scheme}//${location.host}${config.path}?EIO=4&transport=websocket`);
+    return connection.socket(channel);
+  }
+
+  // -- components and their controllers --------------------------------
+
+  // A component's context: its channels are /<component>/<version>/<channel>.
+  const context = (component, version, element = document.documentElement) => ({
+    component,
+    version,
+    messaging: {
+      getSocket: (channel) => getSocket(String(channel)[0] === "/" ? channel : `/${component}/${version}/${channel}`),
+      subscribe,
+      unsubscribe,
+      publish,
+    },
+    getRoot: () => (window.jQuery ? window.jQuery(element) : element),
+  });
+
+  const controllers = new Map(); // script URL -> {promise, resolve, reject, script}
+
+  function controllerEntry(url) {
+    if (!controllers.has(url)) {
+      const entry = {};
+      entry.promise = new Promise((resolve, reject) => Object.assign(entry, { resolve, reject }));
+      controllers.set(url, entry);
+    }
+    return controllers.get(url);
+  }
+
+  // define() for pages without an AMD loader: an anonymous module is the
+  // controller of the script that defines it.
+  function define(deps, factory) {
+    if (typeof deps === "function") [deps, factory] = [[], deps];
+    const src = document.currentScript && document.currentScript.src;
+    if (!src || !Array.isArray(deps) || deps.length) {
+      return log(`define() outside a controller script, or with a name or dependencies (that needs an AMD loader)`);
+    }
+    const entry = controllerEntry(src);
+    try {
+      entry.resolve(typeof factory === "function" ? factory() : factory);
+    } catch (error) {
+      entry.reject(error);
+    }
+  }
+  if (typeof window.define !== "function") window.define = define;
+
+  function loadController(url) {
+    const href = new URL(url, document.baseURI).href;
+    if (window.define && window.define.amd && window.require) {
+      return new Promise((resolve, reject) => window.require([href], resolve, reject));
+    }
+    const entry = controllerEntry(href);
+    if (!entry.script) {
+      const script = (entry.script = document.createElement("script"));
+      script.src = href;
+      script.onload = () => entry.reject(new Error(`${href} did not call define()`));
+      script.onerror = () => entry.reject(new Error(`${href} could not be loaded`));
+      document.head.appendChild(script);
+    }
+    return entry.promise;
+  }
+
+  const started = new WeakMap();
+
+  // Start the controller of an element with data-rain-component,
+  // data-rain-version and data-rain-controller: a promise of the controller.
+  function start(element) {
+    if (!started.has(element)) {
+      const { rainComponent: component, rainVersion: version = "1.0", rainController: url } = element.dataset;
+      const controller = (async () => {
+        if (!component || !url) throw new Error("data-rain-component or data-rain-controller is missing");
+        const Controller = await loadController(url);
+        const instance = new Controller();
+        instance.context = context(component, version, element);
+        if (instance.init) instance.init();
+        return instance;
+      })();
+      controller.catch((error) => log(`the controller of component ${component} did not start:`, error));
+      started.set(element, controller);
+    }
+    return started.get(element);
+  }
+
+  const startAll = () => document.querySelectorAll("[data-rain-controller]").forEach(start);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", startAll);
+  else startAll();
+
+  window.rain = { messaging: { getSocket, subscribe, unsubscribe, publish }, context, start };
+})();
