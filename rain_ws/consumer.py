@@ -29,7 +29,7 @@ from .idle import tracker_for
 from .metrics import metrics
 from .rooms import current_hub, session_hash
 from .registry import registry
-from .sessions import Identity, load_identity
+from .sessions import Identity, load_identity, store_worked
 from .socket import Socket, run_sync
 
 __all__ = ["CloseCode", "SocketIOConsumer"]
@@ -299,6 +299,7 @@ class SocketIOConsumer(AsyncConsumer):
             except Exception:
                 self._identity = None  # the next CONNECT tries again
                 raise
+            store_worked()
         self.scope["session"] = identity.session
         self.scope["user"] = identity.user
         if identity.live and self._session_hash is None and not self.closed:

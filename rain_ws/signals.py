@@ -1,10 +1,12 @@
 """
-Logout everywhere: a session that ends through Django ends its sockets at once.
+Logout everywhere: a user's logout ends the sockets of that session at once.
 
-Connected by ``RainWsConfig.ready()``. A logout (``user_logged_out``) and the
-deletion of a database-backed session (a flush, the admin, ``clearsessions``)
-disconnect every socket of that session in every process, with a
-``session_expired`` event, without waiting for the socket's next event.
+Connected by ``RainWsConfig.ready()``: on ``user_logged_out`` every socket of
+the session, in every process, receives ``session_expired`` and is
+disconnected, without waiting for its next event. Sessions flushed or
+replaced by other views are handled by
+:class:`rain_ws.middleware.SessionEndMiddleware`; sessions that simply expire
+are noticed at the socket's next event.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from .rooms import end_session_everywhere
 
-__all__ = ["session_deleted", "user_logged_out"]
+__all__ = ["user_logged_out"]
 
 
 def user_logged_out(sender: Any, request: Any = None, **kwargs: Any) -> None:
@@ -21,7 +23,3 @@ def user_logged_out(sender: Any, request: Any = None, **kwargs: Any) -> None:
     key = getattr(session, "session_key", None)
     if key:
         end_session_everywhere(key)
-
-
-def session_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
-    end_session_everywhere(instance.session_key)

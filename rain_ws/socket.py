@@ -357,6 +357,7 @@ class Socket:
                 store_failed(error)
                 await connection.refuse(self, SESSION_UNAVAILABLE["message"])
                 return False
+            store_worked()
         self.session = SocketSession(dict(data), self._read_only_reason)
 
         for handler in channel.handlers:

@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
+from django.test import Client
 
 from rain_ws.testing import ConnectionRefused, SocketTestClient, create_session, login_session
 
@@ -113,13 +114,16 @@ async def test_expired_session_ends_the_socket_at_its_next_event():
         assert client.disconnected
 
 
-async def test_deleted_session_ends_the_socket_at_once():
+async def test_session_flushed_by_a_view_ends_the_socket_at_once():
     key = await create_session({"memos": []})
     async with SocketTestClient(MEMO, session=key) as client:
         await client.receive("info")
-        # A deletion through Django (a flush, a logout, the admin) is heard
-        # without waiting for the socket's next event.
-        await sync_to_async(lambda: Session.objects.get(session_key=key).delete())()
+        # A view's flush is heard through SessionEndMiddleware, without
+        # waiting for the socket's next event.
+        browser = Client()
+        browser.cookies["sessionid"] = key
+        response = await sync_to_async(browser.post)("/accounts/flush/")
+        assert response.status_code == 204
         assert await client.receive("session_expired") == []
         with pytest.raises(ConnectionError):
             await client.receive()

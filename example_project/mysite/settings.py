@@ -34,6 +34,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Sockets on a session that a view flushed or replaced (login does) are
+    # told at once, instead of at their next event.
+    "rain_ws.middleware.SessionEndMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 ROOT_URLCONF = "mysite.urls"

@@ -14,17 +14,22 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "django.contrib.staticfiles",
     "channels",
     "rain_ws",
     "tests.project.suite",
     "tests.project.echo",
     "tests.project.memo",
+    "tests.project.pusher",
     "tests.project.accounts",
+    "tests.project.rooms_app",
+    "tests.project.browser",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "rain_ws.middleware.SessionEndMiddleware",
 ]
 ROOT_URLCONF = "tests.project.urls"
 STATIC_URL = "/static/"

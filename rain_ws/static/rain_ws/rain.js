@@ -1,33 +1,30 @@
 /*
- * rain.js: the browser runtime of rain_ws (see docs/client.rst). One global,
- * `rain`: sockets for channels (Socket.IO v5 over the Engine.IO v4 WebSocket
- * transport, all channels on one WebSocket), a page-wide bus, RAIN component
- * controllers, and the session keepalive that publishes "session_expired".
+ * rain.js: the browser runtime of rain_ws (docs/client.rst). One global, `rain`:
+ * sockets for channels (Socket.IO v5 over Engine.IO v4, every channel on one
+ * WebSocket), a page-wide bus, RAIN component controllers, and the session
+ * keepalive that publishes "session_expired".
  */
 (() => {
   "use strict";
 
   const BACKOFF_MS = 500, BACKOFF_CAP_MS = 10000, ACK_TIMEOUT_MS = 30000;
-  // A transport that lived this long was healthy: the backoff starts over.
-  const STABLE_MS = 10000;
+  const STABLE_MS = 10000; // a transport up this long was healthy: the backoff starts over
   const RESERVED = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
-  // Refusals worth retrying by themselves; any other ("session required",
-  // "Invalid namespace", "not authorized") stands until the next emit.
+  // Refusals retried by themselves; any other ("session required", "Invalid
+  // namespace", "not authorized") stands until the next emit or connect().
   const TRANSIENT = /^(session store unavailable|not connected to )/;
 
   const log = (...args) => console.error("rain:", ...args);
   const backoff = (n) => Math.min(BACKOFF_CAP_MS, BACKOFF_MS * 2 ** Math.min(n, 10) * (0.5 + Math.random()));
   const failure = (message, code, data) => Object.assign(new Error(message), { code, data });
   const preview = (text) => JSON.stringify(text.length > 60 ? text.slice(0, 60) + "..." : text);
+  const isObject = (value) => value !== null && typeof value === "object";
+  const isPlain = (value) => isObject(value) && [Object.prototype, null].includes(Object.getPrototypeOf(value));
 
-  // Run the page's code from the runtime's: what it throws is logged, never
-  // thrown into a WebSocket handler or a timer.
+  // Page code run by the runtime: what it throws is logged, never thrown
+  // into a WebSocket handler or a timer.
   function call(fn, self, args) {
-    try {
-      fn.apply(self, args);
-    } catch (error) {
-      log("a listener threw:", error);
-    }
+    try { fn.apply(self, args); } catch (error) { log("a listener threw:", error); }
   }
 
   const configElement = document.getElementById("rain-ws-config");
@@ -36,42 +33,39 @@
   // -- the page-wide bus -------------------------------------------------
 
   const bus = new Map();
-  const subscribe = (event, fn) => bus.set(event, [...(bus.get(event) || []), fn]) && undefined;
-  const unsubscribe = (event, fn) => bus.set(event, (bus.get(event) || []).filter((item) => item !== fn)) && undefined;
-  const publish = (event, ...args) => (bus.get(event) || []).forEach((fn) => call(fn, null, args));
+  const listeners = (event) => bus.get(event) || [];
+  const subscribe = (event, fn) => void bus.set(event, [...listeners(event), fn]);
+  const unsubscribe = (event, fn) => void bus.set(event, listeners(event).filter((item) => item !== fn));
+  const publish = (event, ...args) => listeners(event).forEach((fn) => call(fn, null, args));
 
   // -- session keepalive -------------------------------------------------
   // WebSocket frames carry no cookies, so socket traffic never extends the
-  // session cookie: shortly before it expires, a page that was active since
-  // the last refresh posts to the refresh view; an idle one is told the
-  // session is over.
+  // session cookie. Shortly before it expires, a page active since the last
+  // refresh posts to the refresh view; an idle page is told it expired.
 
   let activity = false, lastRefresh = Date.now(), refreshing = false, expired = false, keepalive;
   const nativeFetch = window.fetch.bind(window);
   const noteActivity = () => (activity = true);
 
   function sessionExpired() {
-    if (!expired) {
-      expired = true;
-      clearInterval(keepalive);
-      publish("session_expired");
-    }
+    if (expired) return;
+    expired = true;
+    clearInterval(keepalive);
+    publish("session_expired");
   }
 
   function checkSession() {
-    const age = config.cookieAge * 1000, elapsed = Date.now() - lastRefresh;
+    const age = config.cookieAge * 1000, elapsed = Date.now() - lastRefresh, sent = Date.now();
     if (refreshing || expired || elapsed < 0.8 * age) return;
     if (!activity) return elapsed >= age && sessionExpired();
-    const sent = Date.now();
     const failed = (why) => {
       activity = true;
       log(`the session refresh (POST ${config.refreshUrl}) ${why}; trying again at the next check`);
     };
     refreshing = true;
     activity = false;
-    nativeFetch(config.refreshUrl, {
-      method: "POST", credentials: "same-origin", headers: { [config.csrfHeader]: config.csrfToken },
-    })
+    const headers = { [config.csrfHeader]: config.csrfToken };
+    nativeFetch(config.refreshUrl, { method: "POST", credentials: "same-origin", headers })
       .then((response) => {
         if (response.ok) lastRefresh = sent;
         else if (response.status === 401) sessionExpired();
@@ -81,11 +75,7 @@
   }
 
   function sameOrigin(url) {
-    try {
-      return new URL(url, location.href).origin === location.origin;
-    } catch (error) {
-      return false;
-    }
+    try { return new URL(url, location.href).origin === location.origin; } catch (error) { return false; }
   }
 
   // The page's own requests to its server count as activity.
@@ -103,7 +93,7 @@
     return send.apply(this, arguments);
   };
   if (config.refreshUrl && config.cookieAge > 0) {
-    // Background tabs fire timers late: checks compare wall-clock times.
+    // Background tabs fire timers late: each check reads the wall clock.
     keepalive = setInterval(checkSession, Math.min(5000, Math.max(250, config.cookieAge * 50)));
   }
 
@@ -112,23 +102,19 @@
   class ProtocolError extends Error {}
 
   const isBinary = (value) => value instanceof ArrayBuffer || ArrayBuffer.isView(value) || value instanceof Blob;
-  const isObject = (value) => value !== null && typeof value === "object";
-  const isPlain = (value) => isObject(value) && [Object.prototype, null].includes(Object.getPrototypeOf(value));
 
-  // Replace the binary values in `value` with placeholders, into `buffers`.
+  // A copy of `value` with its binary values moved to `buffers`, as placeholders.
   function deconstruct(value, buffers) {
     if (isBinary(value)) return { _placeholder: true, num: buffers.push(value) - 1 };
     if (Array.isArray(value)) return value.map((item) => deconstruct(item, buffers));
     if (!isPlain(value)) return value;
-    const copy = {};
-    for (const key of Object.keys(value)) copy[key] = deconstruct(value[key], buffers);
-    return copy;
+    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, deconstruct(item, buffers)]));
   }
 
   function reconstruct(value, buffers) {
     if (!isObject(value)) return value;
     if (value._placeholder === true) {
-      const buffer = Number.isInteger(value.num) ? buffers[value.num] : undefined;
+      const buffer = Number.isInteger(value.num) && buffers[value.num];
       if (!buffer) throw new ProtocolError(`placeholder ${JSON.stringify(value)} names no attachment`);
       return buffer;
     }
@@ -144,20 +130,16 @@
     return [`4${head}${nsp === "/" ? "" : nsp + ","}${id ?? ""}${json}`, ...buffers];
   }
 
-  // Decode the Socket.IO packet of an Engine.IO message, or throw ProtocolError.
+  // The Socket.IO packet of an Engine.IO message, or a ProtocolError.
   function decode(text) {
     const [, digit, count, nsp = "/", id, json] = /^([0-6])(?:(\d+)-)?(?:(\/[^,]*),?)?(\d*)([\s\S]*)$/.exec(text) || [];
     const type = Number(digit);
-    if (!digit || (count !== undefined) !== (type === 5 || type === 6)) {
-      throw new ProtocolError(`not a Socket.IO packet: ${preview(text)}`);
-    }
+    if (!digit || (count !== undefined) !== (type > 4)) throw new ProtocolError(`not a Socket.IO packet: ${preview(text)}`);
     let data;
-    try {
-      data = json ? JSON.parse(json) : undefined;
-    } catch (error) {
+    try { data = json ? JSON.parse(json) : undefined; } catch (error) {
       throw new ProtocolError(`invalid JSON in ${preview(text)}: ${error.message}`);
     }
-    const valid = [
+    const valid = [ // by type, binary types as their plain ones
       isPlain(data) && typeof data.sid === "string", // CONNECT
       true, // DISCONNECT
       Array.isArray(data) && typeof data[0] === "string" && !RESERVED.includes(data[0]), // EVENT
@@ -246,9 +228,7 @@
     onOpen(json) {
       const positive = (value) => typeof value === "number" && value > 0;
       let info;
-      try {
-        info = JSON.parse(json);
-      } catch (error) {}
+      try { info = JSON.parse(json); } catch (error) {}
       if (!isObject(info) || typeof info.sid !== "string" || !positive(info.pingInterval) || !positive(info.pingTimeout)) {
         throw new ProtocolError(`invalid open packet ${preview(json)}`);
       }
@@ -261,7 +241,7 @@
     }
 
     // The server pings every pingInterval: with no ping for pingInterval +
-    // pingTimeout the transport is gone, whatever the WebSocket says.
+    // pingTimeout, the transport is gone, whatever the WebSocket says.
     resetPing() {
       clearTimeout(this.pingTimer);
       const deadline = Date.now() + this.pingWindow;
@@ -303,9 +283,7 @@
       if (wasOpen && Date.now() - this.openedAt >= STABLE_MS) this.attempts = 0;
       this.close();
       this.sockets.forEach((socket) => socket.onTransportLost(reason, wasOpen));
-      if (this.anyActive() && !this.retryTimer) {
-        this.retryTimer = setTimeout(() => this.dial(), backoff(this.attempts++));
-      }
+      if (this.anyActive() && !this.retryTimer) this.retryTimer = setTimeout(() => this.dial(), backoff(this.attempts++));
     }
 
     // Close the transport once no socket wants it.
@@ -325,19 +303,15 @@
 
   class Socket {
     constructor(connection, nsp) {
-      this.nsp = nsp;
-      this.id = undefined;
-      this.connected = false;
-      // Whether the socket wants to be connected: false after a disconnect by
+      Object.assign(this, { nsp, id: undefined, connected: false, active: false });
+      // active: whether it wants to be connected; false after a disconnect by
       // either side or a final refusal, until the next connect() or emit.
-      this.active = false;
       this._connection = connection;
       this._connecting = false;
       this._handlers = new Map();
       this._buffer = []; // emits waiting for the CONNECT: {frames, id}
       this._acks = new Map();
-      this._nextAck = 0;
-      this._attempts = 0;
+      this._nextAck = this._attempts = 0;
       this._retryTimer = null;
     }
 
@@ -354,9 +328,10 @@
     }
 
     off(event, fn) {
+      const keep = (item) => item !== fn && item.listener !== fn;
       if (event === undefined) this._handlers.clear();
       else if (fn === undefined) this._handlers.delete(event);
-      else this._handlers.set(event, (this._handlers.get(event) || []).filter((item) => ![item, item.listener].includes(fn)));
+      else this._handlers.set(event, (this._handlers.get(event) || []).filter(keep));
       return this;
     }
 
@@ -391,8 +366,8 @@
       return this._emit(event, args, ack);
     }
 
-    // A promise of the data of an error-first ack (rain_ws's): it rejects
-    // with the ack's error, or without an ack within 30 s (see timeout()).
+    // A promise of an error-first ack's data (rain_ws's acks): it rejects
+    // with the ack's error, or with no ack in 30 s (timeout(ms) to change).
     emitWithAck(event, ...args) {
       return this.timeout(ACK_TIMEOUT_MS).emitWithAck(event, ...args);
     }
@@ -403,8 +378,7 @@
         else reject(error instanceof Error ? error : failure(String(error.message ?? error), error.code, error));
       };
       return {
-        emitWithAck: (event, ...args) =>
-          new Promise((resolve, reject) => this._emit(event, args, settle(resolve, reject), ms)),
+        emitWithAck: (event, ...args) => new Promise((ok, ko) => this._emit(event, args, settle(ok, ko), ms)),
       };
     }
 
@@ -428,24 +402,16 @@
     }
 
     sendConnect() {
-      if (!this._connecting && !this.connected) {
-        this._connecting = true;
-        this._connection.send(encode(0, this.nsp));
-      }
+      if (this._connecting || this.connected) return;
+      this._connecting = true;
+      this._connection.send(encode(0, this.nsp));
     }
 
     onPacket({ type, id, data }) {
       if (type === 0 && this.active && !this.connected) {
-        this._connecting = false;
-        this.connected = true;
-        this.id = data.sid;
-        this._attempts = 0;
-        const buffer = this._buffer;
-        this._buffer = [];
-        for (const item of buffer) {
-          try {
-            this._connection.send(item.frames);
-          } catch (error) {
+        Object.assign(this, { connected: true, id: data.sid, _connecting: false, _attempts: 0 });
+        for (const item of this._buffer.splice(0)) {
+          try { this._connection.send(item.frames); } catch (error) {
             log(`${this.nsp}: an emit was dropped: ${error.message}`);
             this._acks.get(item.id)?.([failure(error.message, "too_big")]);
           }
@@ -459,11 +425,11 @@
         this._connection.release();
       } else if (type === 2 || type === 5) {
         const [event, ...args] = data;
+        let acked = false;
         if (id !== undefined) {
-          let sent = false;
           args.push((...ackArgs) => {
-            if (!sent && this.connected) this._connection.send(encode(3, this.nsp, ackArgs, id));
-            sent = true;
+            if (!acked && this.connected) this._connection.send(encode(3, this.nsp, ackArgs, id));
+            acked = true;
           });
         }
         this._fire(event, args);
@@ -561,14 +527,10 @@
     if (typeof deps === "function") [deps, factory] = [[], deps];
     const src = document.currentScript && document.currentScript.src;
     if (!src || !Array.isArray(deps) || deps.length) {
-      return log(`define() outside a controller script, or with a name or dependencies (that needs an AMD loader)`);
+      return log("define() outside a controller script, or with a name or dependencies (that needs an AMD loader)");
     }
     const entry = controllerEntry(src);
-    try {
-      entry.resolve(typeof factory === "function" ? factory() : factory);
-    } catch (error) {
-      entry.reject(error);
-    }
+    try { entry.resolve(typeof factory === "function" ? factory() : factory); } catch (error) { entry.reject(error); }
   }
   if (typeof window.define !== "function") window.define = define;
 
@@ -597,8 +559,7 @@
       const { rainComponent: component, rainVersion: version = "1.0", rainController: url } = element.dataset;
       const controller = (async () => {
         if (!component || !url) throw new Error("data-rain-component or data-rain-controller is missing");
-        const Controller = await loadController(url);
-        const instance = new Controller();
+        const instance = new (await loadController(url))();
         instance.context = context(component, version, element);
         if (instance.init) instance.init();
         return instance;

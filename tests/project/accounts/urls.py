@@ -7,4 +7,5 @@ urlpatterns = [
     path("logout/", views.logout_view),
     path("session/<str:key>/", views.session_value),
     path("visit/", views.visit),
+    path("flush/", views.flush),
 ]

@@ -51,3 +51,11 @@ def visit(request: HttpRequest) -> HttpResponse:
     """
     request.session["visits"] = request.session.get("visits", 0) + 1
     return JsonResponse({"visits": request.session["visits"]})
+
+
+@csrf_exempt
+@require_POST
+def flush(request: HttpRequest) -> HttpResponse:
+    """Flush the session without logging out, as a "start over" view would."""
+    request.session.flush()
+    return HttpResponse(status=204)
