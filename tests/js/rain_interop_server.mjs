@@ -56,7 +56,9 @@ io.of("/interop").on("connection", (socket) => {
     socket.emit("reversed", reversed);
     ack(reversed);
   });
-  socket.on("ask", async (ack) => ack(await socket.timeout(5000).emitWithAck("question", "6 x 7")));
+  socket.on("ask", (ack) => {
+    socket.timeout(5000).emitWithAck("question", "6 x 7").then(ack, (error) => ack(error.message));
+  });
   socket.on("silent", () => {});
   socket.on("drop", () => socket.conn.close());
   socket.on("kick", () => socket.disconnect());
