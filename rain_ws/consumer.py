@@ -311,8 +311,15 @@ class SocketIOConsumer(AsyncConsumer):
     async def end_session(self) -> None:
         """
         The session has ended: tell every namespace of this connection with a
-        ``session_expired`` event, then disconnect it.
+        ``session_expired`` event, then disconnect it. A later CONNECT on this
+        connection is treated as having no session: its handshake's cookie
+        names the ended one.
         """
+        self.scope["session_key"] = None
+        self._identity = None
+        if self._session_hash is not None:
+            self.hub.remove_session(self._session_hash, self)
+            self._session_hash = None
         for socket in list(self.sockets.values()):
             if socket.connected:
                 await self.send_packet(protocol.EVENT, socket.channel, ["session_expired"])

@@ -81,6 +81,14 @@ def check_room(room: Any) -> str:
     return room
 
 
+try:
+    from redis.exceptions import TimeoutError as _RedisTimeout
+except ImportError:  # channels-redis is not installed
+    _READ_TIMEOUTS: tuple[type[BaseException], ...] = (TimeoutError,)
+else:
+    _READ_TIMEOUTS = (TimeoutError, _RedisTimeout)
+
+
 def _usable_layer() -> Any:
     layer = get_channel_layer()
     if layer is None or isinstance(layer, InMemoryChannelLayer):
@@ -107,6 +115,12 @@ class Hub:
         self._reader: asyncio.Task[None] | None = None
         self._keepalive: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[None] | None = None
+        # Group joins under way (a second member waits for the first's), and
+        # joins that failed while the layer was down, retried until they work.
+        self._joining: dict[str, asyncio.Future[None]] = {}
+        self._unjoined: set[str] = set()
+        self._retrying: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- membership ----------------------------------------------------------
 
@@ -115,15 +129,14 @@ class Hub:
         return f"{self.process_id}-{secrets.token_urlsafe(12)}"
 
     async def add_socket(self, socket: Socket) -> None:
-        local = self.sockets.setdefault(socket.channel, {})
-        local[socket.id] = socket
-        if len(local) == 1:
-            await self._join_group(channel_group(socket.channel))
+        self.sockets.setdefault(socket.channel, {})[socket.id] = socket
+        await self._join_group(channel_group(socket.channel))
 
     def remove_socket(self, socket: Socket) -> None:
         """Forget a socket that is gone, with every room it was in."""
         for room in list(socket.rooms):
-            self._leave_locally(socket, room)
+            if self._leave_locally(socket, room):
+                self._leave_group_soon(room_group(socket.channel, room))
         local = self.sockets.get(socket.channel)
         if local is not None and local.pop(socket.id, None) is not None and not local:
             del self.sockets[socket.channel]
@@ -133,10 +146,8 @@ class Hub:
         if room in socket.rooms:
             return
         socket.rooms.add(room)
-        members = self.rooms.setdefault(socket.channel, {}).setdefault(room, set())
-        members.add(socket)
-        if len(members) == 1:
-            await self._join_group(room_group(socket.channel, room))
+        self.rooms.setdefault(socket.channel, {}).setdefault(room, set()).add(socket)
+        await self._join_group(room_group(socket.channel, room))
 
     async def leave(self, socket: Socket, room: str) -> None:
         if room in socket.rooms and self._leave_locally(socket, room):
@@ -208,9 +219,13 @@ class Hub:
     def _groups_for(channel: str, rooms: list[str]) -> list[str]:
         if not rooms:
             return [channel_group(channel)]
-        groups = [
-            process_group(room[:8]) if _is_socket_id(room) else room_group(channel, room) for room in rooms
-        ]
+        groups = []
+        for room in rooms:
+            groups.append(room_group(channel, room))
+            if _is_socket_id(room):
+                # Also the process holding that socket (a room may share the
+                # name: copies are delivered once, by message id).
+                groups.append(process_group(room[:8]))
         return list(dict.fromkeys(groups))
 
     async def deliver(
@@ -250,18 +265,52 @@ class Hub:
     # -- the channel layer -----------------------------------------------------
 
     async def _join_group(self, group: str) -> None:
+        """
+        Have this process's channel in ``group``; return once the layer has
+        it (or has failed to: then it is retried in the background).
+        """
+        if group in self.groups:
+            pending = self._joining.get(group)
+            if pending is not None:
+                await asyncio.shield(pending)
+            return
         self.groups.add(group)
         if self.layer is None:
             return
-        await self._start()
+        done = self._joining[group] = self.loop.create_future()
         try:
+            await self._start()
             await self.layer.group_add(group, self._channel_name)
         except Exception as error:
-            # Kept in self.groups: the reader adds it again when the layer is back.
             logger.error("channel layer unavailable, %s not joined yet: %s", group, error)
+            self._unjoined.add(group)
+            if self._retrying is None:
+                self._retrying = self.loop.create_task(self._retry_joins())
+        finally:
+            del self._joining[group]
+            done.set_result(None)
+
+    async def _retry_joins(self) -> None:
+        delay = 0.5
+        try:
+            while self._unjoined:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                for group in list(self._unjoined):
+                    if group not in self.groups:
+                        self._unjoined.discard(group)
+                        continue
+                    try:
+                        await self.layer.group_add(group, self._channel_name)
+                    except Exception:
+                        break
+                    self._unjoined.discard(group)
+        finally:
+            self._retrying = None
 
     async def _leave_group(self, group: str) -> None:
         self.groups.discard(group)
+        self._unjoined.discard(group)
         if self.layer is None or self._channel_name is None:
             return
         try:
@@ -273,7 +322,13 @@ class Hub:
         if self.layer is None:
             self.groups.discard(group)
             return
-        self.loop.create_task(self._leave_group(group))
+        self.background(self._leave_group(group))
+
+    def background(self, coroutine: Any) -> None:
+        """Run ``coroutine`` in a task that is kept until it ends."""
+        task = self.loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _send_to_groups(self, groups: list[str], message: dict[str, Any]) -> None:
         for group in groups:
@@ -335,6 +390,10 @@ class Hub:
                 message = await layer.receive(self._channel_name)
             except asyncio.CancelledError:
                 raise
+            except _READ_TIMEOUTS:
+                # A blocking read that outlived the client's socket timeout:
+                # nothing arrived, and the layer is fine.
+                continue
             except Exception as error:
                 if not failing:
                     logger.error("channel layer unavailable, retrying: %s", error)
@@ -396,23 +455,42 @@ async def abroadcast(channel: str, event: str, *args: Any, room: str | None = No
 
 
 def broadcast(channel: str, event: str, *args: Any, room: str | None = None) -> None:
-    """:func:`abroadcast` for sync code: a view, a signal handler, a management command."""
-    async_to_sync(abroadcast)(channel, event, *args, room=room)
+    """:func:`abroadcast` for sync code: a view, a signal handler, a management command, a thread."""
+    _run_sync(abroadcast, channel, event, *args, room=room)
 
 
 def end_session_everywhere(session_key: str) -> None:
     """
-    Disconnect every socket of a session, in every process (sync; called
-    from the logout and session-deletion signal receivers).
+    Disconnect every socket of a session, in every process (called from the
+    logout receiver and :class:`~rain_ws.middleware.SessionEndMiddleware`).
     """
     key_hash = session_hash(session_key)
     try:
-        loop = asyncio.get_running_loop()
+        asyncio.get_running_loop()
     except RuntimeError:
-        async_to_sync(_end_session)(key_hash)
+        _run_sync(_end_session, key_hash)
     else:
-        loop.create_task(_end_session(key_hash))
+        hub = current_hub()
+        hub.background(hub.end_session(key_hash))
 
 
 async def _end_session(key_hash: str) -> None:
     await current_hub().end_session(key_hash)
+
+
+def _run_sync(function: Any, *args: Any, **kwargs: Any) -> None:
+    """
+    Run an async function from sync code, on the server's event loop when
+    this process has one (so the sockets it holds are reached directly),
+    else in an event loop of its own (a management command, a worker).
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        for loop in list(_hubs):
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(function(*args, **kwargs), loop).result()
+                return
+    # No server loop here, or called on the loop's own thread, which asgiref
+    # refuses with a message saying to await the async function instead.
+    async_to_sync(function)(*args, **kwargs)

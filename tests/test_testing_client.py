@@ -147,3 +147,17 @@ async def test_session_is_read_only_without_use_session():
         error, result = await client.call("write", "color", "blue")
         assert result is None and error["code"] == "session_read_only"
         assert "use_session" in error["message"]
+
+
+async def test_connect_after_the_session_ended_has_no_session():
+    key = await create_session({"memos": []})
+    async with SocketTestClient(MEMO, session=key) as client:
+        await client.receive("info")
+        past = timezone.now() - timedelta(seconds=1)
+        await sync_to_async(lambda: Session.objects.filter(session_key=key).update(expire_date=past))()
+        await client.call("save", "x")
+        await client.receive("session_expired")
+        # The same WebSocket asks again: its cookie names the ended session.
+        await client._send(0)
+        with pytest.raises(ConnectionError):
+            await client.receive()

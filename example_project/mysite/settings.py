@@ -1,9 +1,10 @@
 """
-Settings of the example project: one process, everything embedded.
+Settings of the example project: one process, everything embedded, by default.
 
 SQLite holds the sessions and users, and the in-memory channel layer serves
-rooms and server pushes within this one process. A deployment with several
-processes swaps the layer for channels-redis; nothing else changes.
+rooms and server pushes within this one process. With ``RAIN_WS_REDIS_URL``
+set, the channel layer is channels-redis instead, and several processes of
+the site share rooms and broadcasts; nothing else changes.
 """
 
 import os
@@ -66,7 +67,37 @@ DATABASES = {
     }
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# One process: the in-memory layer. Several processes (see "Scale-out" in
+# docs/deployment.rst): RAIN_WS_REDIS_URL=redis://127.0.0.1:6379/0 puts every
+# process on one Redis, and rooms and broadcasts reach all of them.
+REDIS_URL = os.environ.get("RAIN_WS_REDIS_URL")
+if REDIS_URL:
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # More than the 5-second blocking reads of
+                        # RedisChannelLayer, should the site switch to it
+                        # (redis-py 8 defaults to exactly 5).
+                        "socket_timeout": 10,
+                        # Replace a connection that died with a Redis restart
+                        # rather than lose the message sent through it.
+                        "retry": Retry(NoBackoff(), 1, (RedisConnectionError,)),
+                    }
+                ]
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # Django's own login and logout views, at /accounts/login/ and /accounts/logout/.
 LOGIN_REDIRECT_URL = "/notes/"
