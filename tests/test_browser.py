@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
 from websockets.exceptions import ConnectionClosed
 
 from tests.project.browser.views import JQUERY
@@ -404,6 +406,27 @@ async def test_logout_in_another_tab_expires_every_channel_once(tab: Tab, server
     await tab.page.wait_for_function("() => seen.errors.length === 1")
     assert await tab.page.evaluate("() => seen.errors") == ["session required"]
     assert tab.errors_with("session required")
+
+
+async def test_login_in_another_tab_reconnects_instead_of_expiring(tab: Tab, server: Server) -> None:
+    username = f"user-{uuid.uuid4().hex[:8]}"
+    await sync_to_async(User.objects.create_user)(username, password="pw")
+    await tab.page.goto("/browser/page/")
+    await tab.page.evaluate(OPEN_COUNTER)
+    name = key()
+    assert await count(tab, name) == 1
+    # Another tab logs in: Django gives the session a new key, and the server
+    # ends the sockets of the old one. The page's cookie names a live session,
+    # so the runtime connects again instead of telling the page it expired.
+    response = await tab.page.context.request.post(
+        f"{server.url}/accounts/login/", form={"username": username, "password": "pw"}
+    )
+    assert response.status == 200
+    await tab.page.wait_for_function("() => seen.events.length === 1 && seen.connects === 2")
+    assert await count(tab, name) == 2
+    await asyncio.sleep(0.3)
+    assert await tab.page.evaluate("() => published") == []
+    assert await tab.page.evaluate("() => seen.reasons") == ["io server disconnect"]
 
 
 async def test_session_expired_on_the_server_is_found_by_the_next_emit(tab: Tab) -> None:

@@ -43,6 +43,9 @@ def rain_ws_client(context: template.Context) -> str:
         "cookieAge": settings.SESSION_COOKIE_AGE,
         "csrfToken": get_token(request),
         "csrfHeader": settings.CSRF_HEADER_NAME.removeprefix("HTTP_").replace("_", "-"),
+        # A readable CSRF cookie is fresher than the rendered token after a
+        # login in another tab; None when the token lives in the session.
+        "csrfCookieName": None if settings.CSRF_USE_SESSIONS else settings.CSRF_COOKIE_NAME,
     }
     return format_html(
         "{}\n<script src=\"{}\"></script>",

@@ -9,6 +9,7 @@
 
   const BACKOFF_MS = 500, BACKOFF_CAP_MS = 10000, ACK_TIMEOUT_MS = 30000;
   const STABLE_MS = 10000; // a transport up this long was healthy: the backoff starts over
+  const CONFIRM_DELAY_MS = 1000; // before asking whether a session the server ended was replaced
   const RESERVED = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
   // Refusals retried by themselves; any other ("session required", "Invalid
   // namespace", "not authorized") stands until the next emit or connect().
@@ -54,6 +55,43 @@
     publish("session_expired");
   }
 
+  // The CSRF cookie when the page can read it (a login elsewhere rotates it),
+  // else the token the page was rendered with.
+  function csrfToken() {
+    const name = config.csrfCookieName + "=";
+    const cookie = config.csrfCookieName && document.cookie.split("; ").find((item) => item.startsWith(name));
+    return cookie ? decodeURIComponent(cookie.slice(name.length)) : config.csrfToken;
+  }
+
+  const postRefresh = () =>
+    nativeFetch(config.refreshUrl, {
+      method: "POST", credentials: "same-origin", headers: { [config.csrfHeader]: csrfToken() },
+    });
+
+  // The server ended a socket's session. That may be a login in another tab
+  // replacing the session key the socket's handshake carried: if the cookie
+  // still names a live session, the sockets connect again with it instead of
+  // the page being told its session expired.
+  const endedSockets = new Set();
+  let confirming = false;
+  function serverEndedSession(socket) {
+    endedSockets.add(socket);
+    if (expired || confirming) return;
+    if (!config.refreshUrl) return sessionExpired();
+    confirming = true;
+    // The other tab's response, which carries the new cookie, may reach the
+    // browser just after the server's word: give it a moment.
+    new Promise((resolve) => setTimeout(resolve, CONFIRM_DELAY_MS))
+      .then(postRefresh)
+      .then((response) => {
+        if (!response.ok) return sessionExpired();
+        lastRefresh = Date.now();
+        for (const ended of endedSockets) ended.rejoin();
+        endedSockets.clear();
+      }, () => sessionExpired())
+      .finally(() => (confirming = false));
+  }
+
   function checkSession() {
     const age = config.cookieAge * 1000, elapsed = Date.now() - lastRefresh, sent = Date.now();
     if (refreshing || expired || elapsed < 0.8 * age) return;
@@ -64,8 +102,7 @@
     };
     refreshing = true;
     activity = false;
-    const headers = { [config.csrfHeader]: config.csrfToken };
-    nativeFetch(config.refreshUrl, { method: "POST", credentials: "same-origin", headers })
+    postRefresh()
       .then((response) => {
         if (response.ok) lastRefresh = sent;
         else if (response.status === 401) sessionExpired();
@@ -347,6 +384,13 @@
       return this;
     }
 
+    // Connect again after the server ended the session under a replaced key:
+    // now if the server's DISCONNECT came, else as soon as it does.
+    rejoin() {
+      if (this.active) this._rejoin = true;
+      else this.connect();
+    }
+
     disconnect() {
       const connection = this._connection, wasConnected = this.connected;
       clearTimeout(this._retryTimer);
@@ -423,6 +467,10 @@
         this._failAcks("io server disconnect");
         if (wasConnected) this._fire("disconnect", ["io server disconnect"]);
         this._connection.release();
+        if (this._rejoin) {
+          this._rejoin = false;
+          this.connect();
+        }
       } else if (type === 2 || type === 5) {
         const [event, ...args] = data;
         let acked = false;
@@ -433,7 +481,7 @@
           });
         }
         this._fire(event, args);
-        if (event === "session_expired") sessionExpired();
+        if (event === "session_expired") serverEndedSession(this);
       } else if (type === 3 || type === 6) {
         this._acks.get(id)?.(data);
       } else if (type === 4) {
