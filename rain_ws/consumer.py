@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import types
 from collections import deque
+from collections.abc import Coroutine, Generator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,6 +37,39 @@ from .socket import Socket, run_sync
 __all__ = ["CloseCode", "SocketIOConsumer"]
 
 logger = logging.getLogger("rain_ws")
+
+
+def start_send(awaitable: Any) -> Any:
+    """
+    Run an ASGI ``send()`` up to its first wait. Return ``None`` if it
+    finished, else an awaitable that finishes it.
+    """
+    if not isinstance(awaitable, Coroutine):
+        return None if isinstance(awaitable, asyncio.Future) and awaitable.done() else awaitable
+    try:
+        waiting_on = awaitable.send(None)
+    except StopIteration:
+        return None
+    return _finish(awaitable, waiting_on)
+
+
+@types.coroutine
+def _finish(coroutine: Coroutine[Any, Any, Any], waiting_on: Any) -> Generator[Any, Any, Any]:
+    # What ``await coroutine`` would do, from where start_send left it: hand
+    # what it waits on to the awaiting task, and pass the outcome back in.
+    while True:
+        try:
+            outcome = yield waiting_on
+        except BaseException as error:
+            try:
+                waiting_on = coroutine.throw(error)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                waiting_on = coroutine.send(outcome)
+            except StopIteration as stop:
+                return stop.value
 
 
 class CloseCode:
@@ -81,6 +116,10 @@ class SocketIOConsumer(AsyncConsumer):
         self.sent = 0
         self.confirmed = 0
         self._ping_marks: deque[int] = deque()
+        # Messages posted while the server holds an earlier send (see _post).
+        self._outbox: deque[dict[str, Any]] = deque()
+        self._writer: asyncio.Future[None] | None = None
+        self._abandoned = False
         self._pending_binary: protocol.Packet | None = None
         self._buffers: list[bytes] = []
         self._close_reason = "transport close"
@@ -104,6 +143,7 @@ class SocketIOConsumer(AsyncConsumer):
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         self.scope = scope
         self.base_send = send
+        self._task = asyncio.current_task()
         # Servers that declare the ASGI spec version they implement (uvicorn,
         # hypercorn) accept every RFC close code and empty frames; daphne
         # declares none and accepts neither.
@@ -125,13 +165,6 @@ class SocketIOConsumer(AsyncConsumer):
             await send({"type": "websocket.close", "code": CloseCode.NORMAL})
             return
         await send({"type": "websocket.accept"})
-        self.hub = current_hub()
-        self.tracker = tracker = tracker_for(settings)
-        self.reaping = tracker.reaping
-        if not tracker.admit(self):
-            await self.close(CloseCode.TRY_AGAIN_LATER, None)
-            return
-        metrics.connections += 1
         self.sid = secrets.token_urlsafe(15)
         await send(
             {
@@ -141,12 +174,23 @@ class SocketIOConsumer(AsyncConsumer):
                 ),
             }
         )
+        self.hub = current_hub()
+        self.tracker = tracker = tracker_for(settings)
+        self.reaping = tracker.reaping
+        if not tracker.admit(self):
+            # Refused after the OPEN packet, so that clients see a transport
+            # that closed (and retry with their backoff), not a failed handshake.
+            self.close(CloseCode.TRY_AGAIN_LATER, None)
+            return
+        metrics.connections += 1
         heartbeat_for(settings.PING_INTERVAL, settings.PING_TIMEOUT, settings.CONNECT_TIMEOUT).add(self)
         try:
             await self._receive_loop(receive)
         except asyncio.CancelledError:
-            self._close_reason = "server shutting down"
-            raise
+            if not self._abandoned:
+                self._close_reason = "server shutting down"
+                raise
+            self._task.uncancel()  # our own doing (see close): end normally
         finally:
             self.closed = True
             tracker.remove(self)
@@ -169,14 +213,14 @@ class SocketIOConsumer(AsyncConsumer):
             text = message.get("text")
             if text is not None:
                 if len(text) > char_limit and len(text.encode()) > max_payload:
-                    await self.close(CloseCode.TOO_BIG, f"frame over MAX_PAYLOAD ({max_payload} bytes)")
+                    self.close(CloseCode.TOO_BIG, f"frame over MAX_PAYLOAD ({max_payload} bytes)")
                     return
                 if not await self._on_text(text):
                     return
             else:
                 data = message.get("bytes") or b""
                 if len(data) > max_payload:
-                    await self.close(CloseCode.TOO_BIG, f"frame over MAX_PAYLOAD ({max_payload} bytes)")
+                    self.close(CloseCode.TOO_BIG, f"frame over MAX_PAYLOAD ({max_payload} bytes)")
                     return
                 if not await self._on_binary(data):
                     return
@@ -209,7 +253,7 @@ class SocketIOConsumer(AsyncConsumer):
             return True
         if kind == protocol.EIO_CLOSE:
             self._close_reason = "client close"
-            await self.close(CloseCode.NORMAL, None)
+            self.close(CloseCode.NORMAL, None)
             return False
         if kind == protocol.EIO_NOOP:
             return True
@@ -230,7 +274,7 @@ class SocketIOConsumer(AsyncConsumer):
         return await self._on_packet(packet)
 
     async def _protocol_error(self, reason: str) -> bool:
-        await self.close(CloseCode.PROTOCOL_ERROR, reason)
+        self.close(CloseCode.PROTOCOL_ERROR, reason)
         return False
 
     # -- Socket.IO ---------------------------------------------------------
@@ -262,7 +306,7 @@ class SocketIOConsumer(AsyncConsumer):
         channel = registry.get(namespace)
         if channel is None or (self.only_namespace is not None and namespace != self.only_namespace):
             logger.info("%s asked for unknown namespace %r", self.client, namespace)
-            await self.send_packet(protocol.CONNECT_ERROR, namespace, {"message": "Invalid namespace"})
+            self.send_packet(protocol.CONNECT_ERROR, namespace, {"message": "Invalid namespace"})
             return
         previous = self.sockets.get(namespace)
         if previous is not None:
@@ -273,7 +317,7 @@ class SocketIOConsumer(AsyncConsumer):
 
     async def _not_connected(self, namespace: str) -> None:
         logger.info("%s sent an event on %r before connecting to it", self.client, namespace)
-        await self.send_packet(
+        self.send_packet(
             protocol.CONNECT_ERROR,
             namespace,
             {"message": f"not connected to {namespace}: send CONNECT first"},
@@ -308,7 +352,7 @@ class SocketIOConsumer(AsyncConsumer):
             self.hub.add_session(self._session_hash, self)
         return identity
 
-    async def end_session(self) -> None:
+    def end_session(self) -> None:
         """
         The session has ended: tell every namespace of this connection with a
         ``session_expired`` event, then disconnect it. A later CONNECT on this
@@ -322,21 +366,25 @@ class SocketIOConsumer(AsyncConsumer):
             self._session_hash = None
         for socket in list(self.sockets.values()):
             if socket.connected:
-                await self.send_packet(protocol.EVENT, socket.channel, ["session_expired"])
-                await self.send_packet(protocol.DISCONNECT, socket.channel)
+                self.send_packet(protocol.EVENT, socket.channel, ["session_expired"])
+                self.send_packet(protocol.DISCONNECT, socket.channel)
             self.drop_socket(socket, "session expired")
 
-    async def send_packet(
-        self, type: int, namespace: str, data: Any = None, id: int | None = None
-    ) -> None:
+    def send_packet(self, type: int, namespace: str, data: Any = None, id: int | None = None) -> None:
         """Encode a Socket.IO packet and send its frames, in order."""
         if self.closed:
             return
         text, buffers = protocol.encode_packet(type, namespace, data, id)
-        await self.send_frames(text, buffers)
+        self.send_frames(text, buffers)
 
-    async def send_frames(self, text: str, buffers: list[bytes]) -> None:
-        """Send an encoded packet: its text frame, then its binary frames."""
+    def send_frames(self, text: str, buffers: list[bytes]) -> None:
+        """
+        Send an encoded packet: its text frame, then its binary frames.
+
+        It never waits for the client (see :meth:`_post`); what a client has
+        not read is bounded by ``MAX_UNREAD_BYTES``, past which the
+        connection is closed.
+        """
         if self.closed:
             return
         if buffers and not self.server_is_standard and not all(buffers):
@@ -350,41 +398,73 @@ class SocketIOConsumer(AsyncConsumer):
             size += len(buffer)
         self.sent += size
         unread = self.sent - self.confirmed
-        if unread > self._probe_at and not self._ping_marks:
-            # Ask for a pong now rather than at the next heartbeat, to learn
-            # whether the client is keeping up.
-            self.send_ping()
         if unread > self.settings.MAX_UNREAD_BYTES:
             metrics.slow_closed += 1
-            await self.close(
+            self._outbox.clear()
+            self.close(
                 CloseCode.POLICY_VIOLATION,
                 f"client not reading: {unread} bytes unread, over MAX_UNREAD_BYTES "
                 f"({self.settings.MAX_UNREAD_BYTES})",
             )
             return
-        send = self.base_send
+        if unread > self._probe_at and not self._ping_marks:
+            # Ask for a pong now rather than at the next heartbeat, to learn
+            # whether the client is keeping up.
+            self.send_ping()
+        self._post({"type": "websocket.send", "text": text})
+        for buffer in buffers:
+            self._post({"type": "websocket.send", "bytes": buffer})
+
+    def _post(self, message: dict[str, Any]) -> None:
+        """
+        Hand ``message`` to the server without waiting for it.
+
+        Servers buffer what they send, so ``send()`` nearly always finishes
+        at once; only a client that is not reading makes it wait (uvicorn
+        holds sends while the socket's buffer is full). The send is run here
+        up to its first wait: when it has one, a writer task finishes it and
+        sends, in order, whatever is posted meanwhile. No sender (a listener,
+        a room broadcast, the heartbeat) ever waits on one slow client, and
+        no task is made per frame.
+        """
+        if self._writer is not None:
+            self._outbox.append(message)
+            return
         try:
-            await send({"type": "websocket.send", "text": text})
-            for buffer in buffers:
-                await send({"type": "websocket.send", "bytes": buffer})
+            rest = start_send(self.base_send(message))
         except OSError:
             # The client went away (uvicorn raises ClientDisconnected, an
             # OSError); the receive loop gets websocket.disconnect next.
             self.closed = True
+            return
+        if rest is not None:
+            self._writer = asyncio.ensure_future(self._write(rest))
 
-    async def accept(self, socket: Socket) -> bool:
+    async def _write(self, rest: Any) -> None:
+        try:
+            await rest
+            while self._outbox:
+                await self.base_send(self._outbox.popleft())
+        except (OSError, asyncio.CancelledError):
+            # The client went away, or close() gave it up.
+            self.closed = True
+            self._outbox.clear()
+        finally:
+            self._writer = None
+
+    def accept(self, socket: Socket) -> bool:
         """Answer a socket's CONNECT; False if it went away meanwhile."""
         if self.sockets.get(socket.channel) is not socket or self.closed:
             return False
-        await self.send_packet(protocol.CONNECT, socket.channel, {"sid": socket.id})
+        self.send_packet(protocol.CONNECT, socket.channel, {"sid": socket.id})
         return True
 
-    async def refuse(self, socket: Socket, message: str) -> None:
+    def refuse(self, socket: Socket, message: str) -> None:
         """Refuse a socket's CONNECT with ``message``."""
         if self.sockets.get(socket.channel) is socket:
             del self.sockets[socket.channel]
             logger.info("%s refused on %s: %s", self.client, socket.channel, message)
-            await self.send_packet(protocol.CONNECT_ERROR, socket.channel, {"message": message})
+            self.send_packet(protocol.CONNECT_ERROR, socket.channel, {"message": message})
         socket.close("refused")
 
     def drop_socket(self, socket: Socket, reason: str) -> None:
@@ -393,47 +473,49 @@ class SocketIOConsumer(AsyncConsumer):
         socket.close(reason)
 
     def send_ping(self) -> int:
-        """Send a ping (from a task: the caller may not wait); return its number."""
+        """Send a ping; return its number."""
         self.pings += 1
         self._ping_marks.append(self.sent)
-        asyncio.get_running_loop().create_task(self._send_text(protocol.EIO_PING))
+        if not self.closed:
+            self._post({"type": "websocket.send", "text": protocol.EIO_PING})
         return self.pings
 
     def reap(self) -> None:
         """Disconnect an idle connection: DISCONNECT on each namespace, then close."""
         self._close_reason = "idle"
-        asyncio.get_running_loop().create_task(self._disconnect_all("idle"))
-
-    async def _disconnect_all(self, reason: str) -> None:
         for socket in list(self.sockets.values()):
             if socket.connected:
-                await self.send_packet(protocol.DISCONNECT, socket.channel)
-            self.drop_socket(socket, reason)
-        await self.close(CloseCode.NORMAL, None)
+                self.send_packet(protocol.DISCONNECT, socket.channel)
+            self.drop_socket(socket, "idle")
+        self.close(CloseCode.NORMAL, None)
 
     def expire(self, reason: str) -> None:
         """Close the connection from the heartbeat (ping or CONNECT timeout)."""
         self._close_reason = reason
-        asyncio.get_running_loop().create_task(self.close(CloseCode.POLICY_VIOLATION, reason))
+        self.close(CloseCode.POLICY_VIOLATION, reason)
 
-    async def _send_text(self, text: str) -> None:
-        if not self.closed:
-            try:
-                await self.base_send({"type": "websocket.send", "text": text})
-            except OSError:
-                self.closed = True
-
-    async def close(self, code: int, reason: str | None) -> None:
-        """Close the WebSocket; ``reason`` is logged when given."""
+    def close(self, code: int, reason: str | None) -> None:
+        """Close the WebSocket, after what was sent before; ``reason`` is logged when given."""
         if self.closed:
             return
         self.closed = True
         if reason is not None:
             self._close_reason = reason
             logger.warning("closing %s (code %s): %s", self.client, code, reason)
+        if self._writer is not None:
+            # The server still holds an earlier send: the client is not
+            # reading, and a close frame would wait behind it for good. Drop
+            # what is queued and end this consumer; the server then closes
+            # the transport.
+            self._outbox.clear()
+            self._writer.cancel()
+            if self._task is not asyncio.current_task():
+                self._abandoned = True
+                self._task.cancel()
+            return
         if code in CloseCode.HAS_RFC_EQUIVALENT and self.server_is_standard:
             code -= CloseCode.RFC_OFFSET
-        await self.base_send({"type": "websocket.close", "code": code})
+        self._post({"type": "websocket.close", "code": code})
 
     def _end_sockets(self) -> None:
         sockets = list(self.sockets.values())

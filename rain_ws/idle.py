@@ -45,6 +45,7 @@ class ConnectionTracker:
         self._reaper: asyncio.Task[None] | None = None
         self._refusals_unlogged = 0
         self._refusal_logged_at = float("-inf")
+        self._refusal_log_pending: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
         return len(self.connections)
@@ -128,16 +129,25 @@ class ConnectionTracker:
             self._reaper = None
 
     def _refused(self) -> None:
+        """Count a refusal; log refusals once per IDLE_CHECK_INTERVAL, not once each."""
         metrics.refused += 1
         self._refusals_unlogged += 1
-        now = self._loop.time()
-        if now - self._refusal_logged_at >= self.settings.IDLE_CHECK_INTERVAL:
+        wait = self._refusal_logged_at + self.settings.IDLE_CHECK_INTERVAL - self._loop.time()
+        if wait <= 0:
+            self._log_refusals()
+        elif self._refusal_log_pending is None:
+            # The refusals of this interval are logged at its end.
+            self._refusal_log_pending = self._loop.call_later(wait, self._log_refusals)
+
+    def _log_refusals(self) -> None:
+        self._refusal_log_pending = None
+        if self._refusals_unlogged:
             logger.warning(
                 "refused %d connection(s) at MAX_CONNECTIONS (%d)",
                 self._refusals_unlogged,
                 self.settings.MAX_CONNECTIONS,
             )
-            self._refusal_logged_at = now
+            self._refusal_logged_at = self._loop.time()
             self._refusals_unlogged = 0
 
 

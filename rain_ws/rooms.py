@@ -248,7 +248,7 @@ class Hub:
         for socket in targets:
             if socket.id != exclude:
                 try:
-                    await socket.send_frames(text, buffers)
+                    socket.send_frames(text, buffers)
                 except ValueError as error:  # empty bytes through daphne
                     logger.warning("%r: broadcast not sent: %s", socket, error)
 
@@ -260,7 +260,7 @@ class Hub:
 
     async def _end_session_locally(self, key_hash: str) -> None:
         for connection in list(self.sessions.pop(key_hash, ())):
-            await connection.end_session()
+            connection.end_session()
 
     # -- the channel layer -----------------------------------------------------
 

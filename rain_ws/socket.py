@@ -182,7 +182,7 @@ class Socket:
             raise ValueError(f"{event!r} cannot be emitted: it is not a user event name")
         if self.connected:
             self._stats.events_out += 1
-            await self._connection.send_packet(protocol.EVENT, self.channel, [event, *args])
+            self._connection.send_packet(protocol.EVENT, self.channel, [event, *args])
 
     async def call(self, event: str, *args: Any, timeout: float = 60.0) -> Any:
         """
@@ -203,7 +203,7 @@ class Socket:
         self._acks[ack_id] = future
         self._stats.events_out += 1
         try:
-            await self._connection.send_packet(protocol.EVENT, self.channel, [event, *args], ack_id)
+            self._connection.send_packet(protocol.EVENT, self.channel, [event, *args], ack_id)
             try:
                 result = await asyncio.wait_for(future, timeout)
             except TimeoutError:
@@ -241,16 +241,16 @@ class Socket:
         """Emit to every socket of this channel but this one, in every process."""
         return Emitter(self, ())
 
-    async def send_frames(self, text: str, buffers: list[bytes]) -> None:
+    def send_frames(self, text: str, buffers: list[bytes]) -> None:
         """Send an already encoded event (a broadcast, encoded once for all)."""
         if self.connected:
             self._stats.events_out += 1
-            await self._connection.send_frames(text, buffers)
+            self._connection.send_frames(text, buffers)
 
     async def disconnect(self) -> None:
         """Disconnect the client from this channel; its other channels stay connected."""
         if self.connected:
-            await self._connection.send_packet(protocol.DISCONNECT, self.channel)
+            self._connection.send_packet(protocol.DISCONNECT, self.channel)
             self._connection.drop_socket(self, "server namespace disconnect")
 
     # -- driven by the connection ----------------------------------------
@@ -324,14 +324,14 @@ class Socket:
             identity = await connection.identity()
         except Exception as error:
             store_failed(error)
-            await connection.refuse(self, SESSION_UNAVAILABLE["message"])
+            connection.refuse(self, SESSION_UNAVAILABLE["message"])
             return False
         if channel.require_session and not identity.live:
-            await connection.refuse(self, "session required")
+            connection.refuse(self, "session required")
             return False
         self.user = identity.user
         if channel.login_required and not getattr(self.user, "is_authenticated", False):
-            await connection.refuse(self, "login required")
+            connection.refuse(self, "login required")
             return False
         data = identity.data
         if not identity.live:
@@ -351,11 +351,11 @@ class Socket:
             try:
                 data = await run_sync(load_session, identity.session_key)
             except SessionExpired:
-                await connection.refuse(self, "session required" if channel.require_session else SESSION_EXPIRED["message"])
+                connection.refuse(self, "session required" if channel.require_session else SESSION_EXPIRED["message"])
                 return False
             except Exception as error:
                 store_failed(error)
-                await connection.refuse(self, SESSION_UNAVAILABLE["message"])
+                connection.refuse(self, SESSION_UNAVAILABLE["message"])
                 return False
             store_worked()
         self.session = SocketSession(dict(data), self._read_only_reason)
@@ -369,16 +369,16 @@ class Socket:
                 else:
                     allowed = await run_sync(handler.authorize, self)
             except RainError as error:
-                await connection.refuse(self, error.message)
+                connection.refuse(self, error.message)
                 return False
             except Exception:
                 logger.exception("authorize() of %s raised for %r", handler.module, self)
-                await connection.refuse(self, "not authorized")
+                connection.refuse(self, "not authorized")
                 return False
             if not allowed:
-                await connection.refuse(self, "not authorized")
+                connection.refuse(self, "not authorized")
                 return False
-        if not await connection.accept(self):
+        if not connection.accept(self):
             return False
         self.connected = True
         self._stats.sockets += 1
@@ -401,7 +401,7 @@ class Socket:
         if self._session_key is not None and self.session.modified:
             error = await self._save_session()
             if error is SESSION_EXPIRED:
-                await connection.end_session()
+                connection.end_session()
                 return False
         return True
 
@@ -414,19 +414,19 @@ class Socket:
         if entry is None:
             logger.info("%r: no listener for event %r", self, event)
             if ack_id is not None:
-                await self._ack(ack_id, [{"message": f"no listener for {event!r}", "code": "unknown_event"}, None])
+                self._ack(ack_id, [{"message": f"no listener for {event!r}", "code": "unknown_event"}, None])
             return
         session_key = self._session_key
         if session_key is not None:
             try:
                 data = await run_sync(load_session, session_key)
             except SessionExpired:
-                await self._session_ended(ack_id)
+                self._session_ended(ack_id)
                 return
             except Exception as error:
                 store_failed(error)
                 if ack_id is not None:
-                    await self._ack(ack_id, [SESSION_UNAVAILABLE, None])
+                    self._ack(ack_id, [SESSION_UNAVAILABLE, None])
                 return
             store_worked()
             self.session = SocketSession(data, None)
@@ -457,13 +457,13 @@ class Socket:
             if session_key is not None and (self.session.modified or settings.SESSION_SAVE_EVERY_REQUEST):
                 error = await self._save_session()
                 if error is SESSION_EXPIRED:
-                    await self._session_ended(ack_id)
+                    self._session_ended(ack_id)
                     return
                 if error is not None:
                     answer = [error, None]
             if ack_id is None:
                 return
-        await self._ack(ack_id, answer)
+        self._ack(ack_id, answer)
 
     async def _save_session(self) -> dict[str, str] | None:
         """Save the listener's session changes; return the ack error if that failed."""
@@ -481,20 +481,20 @@ class Socket:
         store_worked()
         return None
 
-    async def _session_ended(self, ack_id: int | None) -> None:
+    def _session_ended(self, ack_id: int | None) -> None:
         if ack_id is not None:
-            await self._ack(ack_id, [SESSION_EXPIRED, None])
-        await self._connection.end_session()
+            self._ack(ack_id, [SESSION_EXPIRED, None])
+        self._connection.end_session()
 
-    async def _ack(self, ack_id: int, answer: list[Any]) -> None:
+    def _ack(self, ack_id: int, answer: list[Any]) -> None:
         if not self.connected:
             return
         self._stats.events_out += 1
         try:
-            await self._connection.send_packet(protocol.ACK, self.channel, answer, ack_id)
+            self._connection.send_packet(protocol.ACK, self.channel, answer, ack_id)
         except (TypeError, ValueError) as error:
             logger.error("%r: cannot encode the ack: %s", self, error)
-            await self._connection.send_packet(
+            self._connection.send_packet(
                 protocol.ACK,
                 self.channel,
                 [{"message": "the result cannot be sent: " + str(error), "code": "unserializable"}, None],

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.servers import Server
 
-__all__ = ["Scrape", "scrape", "scrape_sync", "wait_for_connections"]
+__all__ = ["Scrape", "scrape", "wait_for_connections"]
 
 
 class Scrape:
@@ -32,15 +32,14 @@ class Scrape:
         return self.samples[(name, frozenset(labels.items()))]
 
 
-def scrape_sync(server: Server) -> Scrape:
-    """GET the metrics view, from code that runs no event loop (node tests)."""
+def _get(server: Server) -> Scrape:
     with urllib.request.urlopen(server.url + "/metrics/", timeout=5) as response:
         return Scrape(response.read().decode(), response.headers["Content-Type"])
 
 
 async def scrape(server: Server) -> Scrape:
     """GET the metrics view without blocking the test's event loop."""
-    return await asyncio.to_thread(scrape_sync, server)
+    return await asyncio.to_thread(_get, server)
 
 
 async def wait_for_connections(server: Server, count: int, timeout: float = 5.0) -> Scrape:
