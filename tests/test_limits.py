@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 
 import pytest
-import socketio
 from websockets.exceptions import ConnectionClosed
 
 from tests.support.recording import WAIT, Active, RecordingClient, until
