@@ -1,19 +1,28 @@
 """
-Run the benchmark: server CPU per Socket.IO event, rain_ws against its references.
+Run the benchmark: rain_ws against the Socket.IO servers people would
+otherwise use, on five scenarios, all in one run.
 
-Every server acks an ``echo`` event with its own arguments on the main
-namespace of ``/socket.io/``. The servers start together; then, for each run,
-each server in turn gets a fresh load from ``loadgen.py`` (N connections doing
-emit-with-ack in a loop, a warm-up, then a measured window). Alternating the
-servers run by run spreads any drift in the machine's load over all of them.
-The server is pinned to one core and the load generator to another. The
-table reports the median of the runs for each figure, and ratios of server
-CPU per ack against python-socketio and Node socket.io from the same run.
+- ``idle``: server memory per idle connection (5,000 connections), next to a
+  raw ASGI application on the same ASGI server.
+- ``connect``: new connections per second, and server CPU per connect.
+- ``echo``: server CPU per Socket.IO event (emit with an ack, in a loop).
+- ``fanout``: time from one emit to its receipt by every member of a room of
+  1, 100 and 1,000 sockets.
+- ``hold``: 10,000 connections on one process: memory, and whether every
+  connection is still pinged.
+
+The servers of the first four start together (fresh, so the idle scenario
+runs first and sees them as they start); for each run, each server in turn
+gets a fresh load generator (``loadgen.py``) with new connections, so that a
+drift in the machine's load falls on all of them. ``hold`` then starts each of
+its servers afresh, alone. Servers are pinned to one core and the load
+generator to another. The tables give medians of the runs and ratios against
+python-socketio and Node socket.io from the same run.
 
 Usage, from the repository root::
 
     .venv/bin/python bench/run.py            # full run; writes bench/RESULTS.md
-    .venv/bin/python bench/run.py --quick    # smoke run: 2 connections, 1 s, no pinning
+    .venv/bin/python bench/run.py --quick    # smoke run: every scenario, tiny, unpinned
 
 Linux only (``/proc``, ``taskset``). See bench/README.md for the method.
 """
@@ -26,6 +35,8 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
+import resource
 import shutil
 import socket
 import statistics
@@ -33,9 +44,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +59,13 @@ RESULTS = BENCH / "RESULTS.md"
 #: does not depend on which optional packages happen to be installed.
 UVICORN_OPTIONS = ["--loop", "asyncio", "--ws", "websockets-sansio"]
 
+RAIN_UVICORN = "rain_ws-uvicorn"
+RAIN_DAPHNE = "rain_ws-daphne"
+CHANNELS = "channels-uvicorn"
 PYTHON_SOCKETIO = "socketio-uvicorn"
 NODE = "node"
+RAW_UVICORN = "raw-uvicorn"
+RAW_DAPHNE = "raw-daphne"
 
 
 @dataclass(frozen=True)
@@ -75,39 +91,106 @@ class ServerSpec:
 
 
 SERVERS = [
-    ServerSpec("rain_ws-uvicorn", "rain_ws on uvicorn", "uvicorn", "bench.servers.rain_asgi:application"),
-    ServerSpec("rain_ws-daphne", "rain_ws on daphne", "daphne", "bench.servers.rain_asgi:application"),
-    ServerSpec(
-        "channels-uvicorn", "bare Channels consumer on uvicorn", "uvicorn", "bench.servers.bare_channels:application"
-    ),
+    ServerSpec(RAIN_UVICORN, "rain_ws on uvicorn", "uvicorn", "bench.servers.rain_asgi:application"),
+    ServerSpec(RAIN_DAPHNE, "rain_ws on daphne", "daphne", "bench.servers.rain_asgi:application"),
+    ServerSpec(CHANNELS, "bare Channels consumer on uvicorn", "uvicorn", "bench.servers.bare_channels:application"),
     ServerSpec(PYTHON_SOCKETIO, "python-socketio on uvicorn", "uvicorn", "bench.servers.socketio_app:application"),
     ServerSpec(NODE, "Node socket.io", "node", "server.mjs"),
+    ServerSpec(RAW_UVICORN, "raw ASGI on uvicorn", "uvicorn", "bench.servers.raw_asgi:application"),
+    ServerSpec(RAW_DAPHNE, "raw ASGI on daphne", "daphne", "bench.servers.raw_asgi:application"),
 ]
+LABELS = {spec.key: spec.label for spec in SERVERS}
+SERVERS_BY_KEY = {spec.key: spec for spec in SERVERS}
+#: The raw ASGI reference on the same ASGI server as each rain_ws server.
+RAW_FOR = {RAIN_UVICORN: RAW_UVICORN, RAIN_DAPHNE: RAW_DAPHNE}
 
-#: The figures taken from each run, and the median of them reported.
-FIGURES = [
-    "server_cpu_us_per_ack",
-    "acks_per_s",
-    "p50_ms",
-    "p99_ms",
-    "server_cpu_share",
-    "loadgen_cpu_us_per_ack",
-    "loadgen_cpu_share",
+SOCKETIO_SERVERS = [RAIN_UVICORN, RAIN_DAPHNE, CHANNELS, PYTHON_SOCKETIO, NODE]
+ROOM_SIZES = (1, 100, 1000)
+QUICK_ROOM_SIZES = (1, 5)
+#: Connections held by ``hold``; its servers.
+HOLD_CONNECTIONS = 10_000
+HOLD_SERVERS = [RAIN_UVICORN, PYTHON_SOCKETIO]
+
+
+@dataclass(frozen=True)
+class Load:
+    """One load generator run: its arguments and how long it may take."""
+
+    scenario: str
+    arguments: list[str]
+    limit: float  # seconds
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A scenario: its servers, and the load generator runs each one gets."""
+
+    name: str
+    servers: list[str]
+    loads: Callable[[argparse.Namespace], list[Load]]
+
+
+def _echo_loads(args: argparse.Namespace) -> list[Load]:
+    arguments = [
+        "--connections", str(args.connections), "--warmup", str(args.warmup), "--duration", str(args.duration),
+    ]  # fmt: skip
+    return [Load("echo", arguments, args.warmup + args.duration + 20)] * args.runs
+
+
+def _connect_loads(args: argparse.Namespace) -> list[Load]:
+    count, concurrency, warmup = (20, 5, 5) if args.quick else (args.connects, 50, 200)
+    arguments = ["--count", str(count), "--concurrency", str(concurrency), "--warmup-count", str(warmup)]
+    return [Load("connect", arguments, 90)] * args.runs
+
+
+def _idle_loads(args: argparse.Namespace) -> list[Load]:
+    connections, settle = (20, 1) if args.quick else (args.idle_connections, 20)
+    return [Load("hold", ["--connections", str(connections), "--settle-limit", str(settle)], 120)]
+
+
+def _fanout_loads(args: argparse.Namespace) -> list[Load]:
+    sizes, rounds, warmup = (QUICK_ROOM_SIZES, 3, 1) if args.quick else (ROOM_SIZES, args.rounds, 3)
+    return [
+        Load("fanout", ["--room-size", str(size), "--rounds", str(rounds), "--warmup-rounds", str(warmup)], 120)
+        for size in sizes
+    ]
+
+
+def _hold_loads(args: argparse.Namespace) -> list[Load]:
+    if args.quick:
+        # Without waiting for pings: that takes a ping interval, 25 s.
+        return [Load("hold", ["--connections", "20", "--settle-limit", "1"], 60)]
+    arguments = ["--connections", str(HOLD_CONNECTIONS), "--settle-limit", "20", "--ping-wait"]
+    return [Load("hold", arguments, 200)]
+
+
+#: In the order they run. ``idle`` comes first, while the servers are fresh.
+SCENARIOS = [
+    Scenario("idle", [*SOCKETIO_SERVERS, RAW_UVICORN, RAW_DAPHNE], _idle_loads),
+    Scenario("connect", [*SOCKETIO_SERVERS, RAW_UVICORN, RAW_DAPHNE], _connect_loads),
+    Scenario("echo", SOCKETIO_SERVERS, _echo_loads),
+    Scenario("fanout", SOCKETIO_SERVERS, _fanout_loads),
+    Scenario("hold", HOLD_SERVERS, _hold_loads),
 ]
+SCENARIO_NAMES = [scenario.name for scenario in SCENARIOS]
+SCENARIOS_BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 
 
 @dataclass
 class Running:
-    """A started server and the runs measured on it."""
+    """A started server."""
 
     spec: ServerSpec
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
-    runs: list[dict[str, Any]] = field(default_factory=list)
 
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-2000:]
+
+
+#: Every load generator result: scenario -> server key -> results, in run order.
+Results = dict[str, dict[str, list[dict[str, Any]]]]
 
 
 def free_port() -> int:
@@ -132,6 +215,17 @@ def pinning() -> tuple[list[str], list[str]]:
         print("warning: fewer than 2 cores or no taskset: running unpinned", file=sys.stderr)
         return [], []
     return ["taskset", "-c", str(cores[0])], ["taskset", "-c", str(cores[1])]
+
+
+def raise_open_file_limit() -> int:
+    """
+    Raise this process's open-file limit to the hard limit, for the servers
+    and load generators it starts (they inherit it); return the limit.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
 
 
 @contextmanager
@@ -169,19 +263,17 @@ def start(spec: ServerSpec, prefix: list[str]) -> Iterator[Running]:
         os.unlink(log.name)
 
 
-def load(running: Running, prefix: list[str], connections: int, warmup: float, duration: float) -> dict[str, Any]:
+def run_load(running: Running, prefix: list[str], load: Load) -> dict[str, Any]:
     """One run of the load generator against a started server."""
-    limit = warmup + duration + 20
     command = [
-        *prefix, sys.executable, str(BENCH / "loadgen.py"),
+        *prefix, sys.executable, str(BENCH / "loadgen.py"), "--scenario", load.scenario,
         "--url", f"ws://127.0.0.1:{running.port}/socket.io/",
-        "--connections", str(connections), "--warmup", str(warmup), "--duration", str(duration),
-        "--server-pid", str(running.process.pid), "--timeout", str(limit),
+        "--server-pid", str(running.process.pid), "--timeout", str(load.limit), *load.arguments,
     ]  # fmt: skip
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=limit + 10)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=load.limit + 10)
     except subprocess.TimeoutExpired:
-        return {"errors": [f"load generator still running after {limit + 10:.0f} s"]}
+        return {"errors": [f"load generator still running after {load.limit + 10:.0f} s"]}
     try:
         result = json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
@@ -191,60 +283,250 @@ def load(running: Running, prefix: list[str], connections: int, warmup: float, d
     return result
 
 
-def medians(runs: list[dict[str, Any]]) -> dict[str, float] | None:
-    good = [run for run in runs if not run.get("errors") and run.get("acks")]
-    if not good:
-        return None
-    return {name: statistics.median(run[name] for run in good) for name in FIGURES}
+def progress(scenario: str, label: str, result: dict[str, Any]) -> str:
+    """One line on stderr per load generator run."""
+    if result.get("errors"):
+        return f"{scenario} {label}: " + "; ".join(result["errors"])[:500]
+    summary = {
+        "echo": lambda: f"{result['server_cpu_us_per_ack']:.1f} µs/ack, {result['acks_per_s']:,.0f} acks/s",
+        "connect": lambda: f"{result['connects_per_s']:,.0f} connects/s, "
+        f"{result['server_cpu_us_per_connect']:.0f} µs/connect",
+        "idle": lambda: f"{result['kib_per_connection']:.1f} KiB/connection",
+        "fanout": lambda: f"room of {result['room_size']}: p50 {result['p50_ms']:.2f} ms",
+        "hold": lambda: f"{result['kib_per_connection']:.1f} KiB/connection, "
+        f"{result.get('pinged', '?')}/{result['connections']:,} pinged",
+    }[scenario]
+    return f"{scenario} {label}: {summary()}"
 
 
-def ratio(value: float, reference: dict[str, float] | None) -> str:
-    if reference is None:
+# -- tables ------------------------------------------------------------------
+
+
+def good(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [run for run in runs if not run.get("errors")]
+
+
+def median(runs: list[dict[str, Any]], name: str) -> float | None:
+    """The median of one figure over the successful runs, None if there are none."""
+    values = [run[name] for run in good(runs)]
+    return statistics.median(values) if values else None
+
+
+def times(value: float | None, reference: float | None) -> str:
+    if value is None or reference is None or reference == 0:
         return "–"
-    return f"{value / reference['server_cpu_us_per_ack']:.2f}"
+    return f"{value / reference:.2f}"
 
 
-def table(servers: list[Running], skipped: dict[str, str]) -> str:
-    """The results as a markdown table: one row per server, medians of its runs."""
-    summary = {running.spec.key: medians(running.runs) for running in servers}
-    psio, node = summary.get(PYTHON_SOCKETIO), summary.get(NODE)
-    lines = [
-        "| server | CPU µs/ack | × python-socketio | × Node socket.io | acks/s | p50 ms | p99 ms "
-        "| server CPU | loadgen µs/ack | loadgen CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for running in servers:
-        row = summary[running.spec.key]
-        if row is None:
-            errors = "; ".join(e for run in running.runs for e in run.get("errors", []))[:300]
-            lines.append(f"| {running.spec.label} | failed: {errors} |" + " |" * 8)
-            continue
-        cpu = row["server_cpu_us_per_ack"]
-        lines.append(
-            f"| {running.spec.label} | {cpu:.1f} | {ratio(cpu, psio)} | {ratio(cpu, node)} "
-            f"| {row['acks_per_s']:,.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} "
-            f"| {row['server_cpu_share']:.0%} | {row['loadgen_cpu_us_per_ack']:.1f} "
-            f"| {row['loadgen_cpu_share']:.0%} |"
-        )
-    for key, reason in skipped.items():
-        label = next(spec.label for spec in SERVERS if spec.key == key)
-        lines.append(f"| {label} | skipped: {reason} |" + " |" * 8)
+def failure(runs: list[dict[str, Any]]) -> str:
+    errors = "; ".join(error for run in runs for error in run.get("errors", []))
+    return "failed: " + errors.replace("\n", " ").replace("|", "/")[:300]
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    align = ["---"] + ["---:"] * (len(header) - 1)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row + [""] * (len(header) - len(row))) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def runs_table(servers: list[Running]) -> str:
+def table_rows(
+    results: dict[str, list[dict[str, Any]]], row: Callable[[str, list[dict[str, Any]]], list[str]]
+) -> list[list[str]]:
+    """One row per server, or a failure row for a server with no successful run."""
+    rows = []
+    for key, runs in results.items():
+        if good(runs) and all(not run.get("errors") for run in runs):
+            rows.append([LABELS[key], *row(key, runs)])
+        else:
+            rows.append([LABELS[key], failure(runs)])
+    return rows
+
+
+def echo_table(results: dict[str, list[dict[str, Any]]]) -> str:
+    psio = median(results.get(PYTHON_SOCKETIO, []), "server_cpu_us_per_ack")
+    node = median(results.get(NODE, []), "server_cpu_us_per_ack")
+
+    def row(key: str, runs: list[dict[str, Any]]) -> list[str]:
+        def m(name: str) -> float:
+            return median(runs, name)  # type: ignore[return-value]
+
+        cpu = m("server_cpu_us_per_ack")
+        return [
+            f"{cpu:.1f}", times(cpu, psio), times(cpu, node), f"{m('acks_per_s'):,.0f}",
+            f"{m('p50_ms'):.2f}", f"{m('p99_ms'):.2f}", f"{m('server_cpu_share'):.0%}",
+            f"{m('loadgen_cpu_us_per_ack'):.1f}", f"{m('loadgen_cpu_share'):.0%}",
+        ]  # fmt: skip
+
+    header = [
+        "server", "CPU µs/ack", "× python-socketio", "× Node socket.io", "acks/s", "p50 ms", "p99 ms",
+        "server CPU", "loadgen µs/ack", "loadgen CPU",
+    ]  # fmt: skip
+    return markdown(header, table_rows(results, row))
+
+
+def echo_runs_table(results: dict[str, list[dict[str, Any]]]) -> str:
     """Server CPU µs per ack of every run, to show the spread behind the medians."""
-    count = max(len(running.runs) for running in servers)
-    lines = [
-        "| server | " + " | ".join(f"run {i + 1}" for i in range(count)) + " |",
-        "|---|" + "---:|" * count,
+    count = max(len(runs) for runs in results.values())
+    rows = [
+        [LABELS[key]]
+        + ["error" if run.get("errors") else f"{run['server_cpu_us_per_ack']:.1f}" for run in runs]
+        for key, runs in results.items()
     ]
-    for running in servers:
-        cells = [
-            "error" if run.get("errors") else f"{run['server_cpu_us_per_ack']:.1f}" for run in running.runs
-        ]
-        lines.append(f"| {running.spec.label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown(["server", *(f"run {i + 1}" for i in range(count))], rows)
+
+
+def connect_table(results: dict[str, list[dict[str, Any]]]) -> str:
+    psio_rate = median(results.get(PYTHON_SOCKETIO, []), "connects_per_s")
+    psio_cpu = median(results.get(PYTHON_SOCKETIO, []), "server_cpu_us_per_connect")
+    node_cpu = median(results.get(NODE, []), "server_cpu_us_per_connect")
+
+    def row(key: str, runs: list[dict[str, Any]]) -> list[str]:
+        def m(name: str) -> float:
+            return median(runs, name)  # type: ignore[return-value]
+
+        rate, cpu = m("connects_per_s"), m("server_cpu_us_per_connect")
+        return [
+            f"{cpu:.0f}", f"{1e6 / cpu:,.0f}" if cpu else "–", times(psio_cpu, cpu), times(node_cpu, cpu),
+            f"{rate:,.0f}", times(rate, psio_rate), f"{m('p50_ms'):.1f}", f"{m('p99_ms'):.1f}",
+            f"{m('server_cpu_share'):.0%}", f"{m('loadgen_cpu_us_per_connect'):.0f}", f"{m('loadgen_cpu_share'):.0%}",
+        ]  # fmt: skip
+
+    header = [
+        "server", "CPU µs/connect", "connects per CPU-second", "× python-socketio", "× Node socket.io",
+        "measured connects/s", "× python-socketio", "p50 ms", "p99 ms", "server CPU", "loadgen µs/connect",
+        "loadgen CPU",
+    ]  # fmt: skip
+    return markdown(header, table_rows(results, row))
+
+
+def idle_table(results: dict[str, list[dict[str, Any]]]) -> str:
+    def kib(key: str) -> float | None:
+        return median(results.get(key, []), "kib_per_connection")
+
+    def row(key: str, runs: list[dict[str, Any]]) -> list[str]:
+        run = good(runs)[0]
+        value = run["kib_per_connection"]
+        raw = times(value, kib(RAW_FOR[key])) if key in RAW_FOR else "–"
+        return [
+            f"{value:.1f}", times(value, kib(PYTHON_SOCKETIO)), raw, times(value, kib(NODE)),
+            f"{run['rss_before_kib'] / 1024:.1f}", f"{run['rss_after_kib'] / 1024:.1f}", f"{run['open_s']:.1f}",
+        ]  # fmt: skip
+
+    header = [
+        "server", "KiB/connection", "× python-socketio", "× raw ASGI, same server", "× Node socket.io",
+        "RSS before MiB", "RSS after MiB", "open s",
+    ]  # fmt: skip
+    return markdown(header, table_rows(results, row))
+
+
+def fanout_table(results: dict[str, list[dict[str, Any]]]) -> str:
+    sizes = sorted({run["room_size"] for runs in results.values() for run in good(runs)})
+    largest = sizes[-1] if sizes else 0
+
+    def of(runs: list[dict[str, Any]], size: int) -> dict[str, Any] | None:
+        return next((run for run in good(runs) if run["room_size"] == size), None)
+
+    def p50(key: str) -> float | None:
+        run = of(results.get(key, []), largest)
+        return run["p50_ms"] if run else None
+
+    def row(key: str, runs: list[dict[str, Any]]) -> list[str]:
+        big = of(runs, largest)
+        cells = [f"{of(runs, size)['p50_ms']:.2f}" for size in sizes]  # type: ignore[index]
+        return [
+            *cells, f"{big['p90_ms']:.2f}", times(big["p50_ms"], p50(PYTHON_SOCKETIO)), times(big["p50_ms"], p50(NODE)),
+            f"{big['server_cpu_us_per_delivery']:.1f}", f"{big['read_p50_ms']:.2f}",
+        ]  # fmt: skip
+
+    header = [
+        "server", *(f"room of {size:,}: p50 ms" for size in sizes), f"{largest:,}: p90 ms",
+        f"{largest:,}: × python-socketio", f"{largest:,}: × Node socket.io",
+        f"{largest:,}: server CPU µs/delivery", f"{largest:,}: loadgen read p50 ms",
+    ]  # fmt: skip
+    return markdown(header, table_rows(results, row))
+
+
+def hold_table(results: dict[str, list[dict[str, Any]]]) -> str:
+    def row(key: str, runs: list[dict[str, Any]]) -> list[str]:
+        run = good(runs)[0]
+        pings = (
+            [f"{run['pinged']:,}", f"{run['ping_late_p50_ms']:.0f}", f"{run['ping_late_max_ms']:.0f}"]
+            if "pinged" in run
+            else ["not checked"] * 3
+        )
+        return [
+            f"{run['connections']:,}", f"{run['open_s']:.1f}", f"{run['rss_before_kib'] / 1024:.1f}",
+            f"{run['rss_after_kib'] / 1024:.1f}", f"{run['kib_per_connection']:.1f}", *pings, f"{run['lost']:,}",
+        ]  # fmt: skip
+
+    header = [
+        "server", "connections", "open s", "RSS before MiB", "RSS after MiB", "KiB/connection", "pinged",
+        "ping late p50 ms", "ping late max ms", "lost",
+    ]  # fmt: skip
+    return markdown(header, table_rows(results, row))
+
+
+TABLES: dict[str, tuple[str, Callable[[dict[str, list[dict[str, Any]]]], str]]] = {
+    "connect": ("Connect rate", connect_table),
+    "echo": ("Emit with ack: CPU per event", echo_table),
+    "idle": ("Idle memory", idle_table),
+    "fanout": ("Fan-out to a room", fanout_table),
+    "hold": ("Connections held on one process", hold_table),
+}
+
+
+# -- targets -------------------------------------------------------------------
+
+
+def targets_table(results: Results) -> str:
+    """rain_ws's figures against its targets, on uvicorn and on daphne."""
+
+    def ratio(scenario: str, key: str, reference: str, name: str) -> float | None:
+        """``key``'s median of ``name`` over ``reference``'s."""
+        runs = results.get(scenario, {})
+        value, base = median(runs.get(key, []), name), median(runs.get(reference, []), name)
+        return value / base if value is not None and base else None
+
+    def fanout_ratio(key: str) -> float | None:
+        runs = results.get("fanout", {})
+        largest = max(ROOM_SIZES)
+
+        def p50(server: str) -> float | None:
+            found = [run["p50_ms"] for run in good(runs.get(server, [])) if run["room_size"] == largest]
+            return found[0] if found else None
+
+        value, base = p50(key), p50(NODE)
+        return value / base if value is not None and base else None
+
+    targets = [
+        ("server CPU per ack", "≤ 0.5 × python-socketio", 0.5, True,
+         lambda key: ratio("echo", key, PYTHON_SOCKETIO, "server_cpu_us_per_ack")),
+        ("idle memory per connection", "≤ 0.6 × python-socketio", 0.6, True,
+         lambda key: ratio("idle", key, PYTHON_SOCKETIO, "kib_per_connection")),
+        ("idle memory per connection", "≤ 1.15 × raw ASGI on the same server", 1.15, True,
+         lambda key: ratio("idle", key, RAW_FOR[key], "kib_per_connection")),
+        ("fan-out to 1,000 in one process, p50", "≤ 1.5 × Node socket.io", 1.5, True, fanout_ratio),
+        ("connect rate: connects per CPU-second", "≥ 1.3 × python-socketio", 1.3, False,
+         lambda key: ratio("connect", PYTHON_SOCKETIO, key, "server_cpu_us_per_connect")),
+        ("connect rate: measured connects/s", "≥ 1.3 × python-socketio", 1.3, False,
+         lambda key: ratio("connect", key, PYTHON_SOCKETIO, "connects_per_s")),
+    ]  # fmt: skip
+    rows = []
+    for figure, goal, bound, at_most, measure in targets:
+        cells = [figure, goal]
+        for key in (RAIN_UVICORN, RAIN_DAPHNE):
+            value = measure(key)
+            if value is None:
+                cells.append("–")
+            else:
+                met = value <= bound if at_most else value >= bound
+                cells.append(f"{value:.2f} ({'met' if met else 'missed'})")
+        rows.append(cells)
+    return markdown(["figure", "target", LABELS[RAIN_UVICORN], LABELS[RAIN_DAPHNE]], rows)
+
+
+# -- the report ----------------------------------------------------------------
 
 
 def machine() -> dict[str, str]:
@@ -256,9 +538,12 @@ def machine() -> dict[str, str]:
                 break
     with open("/proc/loadavg") as loadavg:
         load_average = " ".join(loadavg.read().split()[:3])
+    with open("/proc/meminfo") as meminfo:
+        memory = int(meminfo.readline().split()[1]) // 1024
     return {
         "CPU": model,
         "cores (nproc)": str(len(os.sched_getaffinity(0))),
+        "memory": f"{memory:,} MiB",
         "kernel": platform.release(),
         "load average at start": load_average,
     }
@@ -295,31 +580,77 @@ def versions() -> dict[str, str]:
     return found
 
 
-def report(servers: list[Running], settings: dict[str, Any], started: str) -> str:
+SECTION_NOTES = {
+    "connect": """Each connection is opened (TCP, the WebSocket handshake, Engine.IO OPEN,
+Socket.IO CONNECT on the main namespace and its reply) and closed with the
+closing handshake, 50 at a time. **CPU µs/connect** is the server's CPU time
+from the first of the measured connects to 0.3 s after the last close,
+divided by their number; *connects per CPU-second* is its inverse, the rate
+one saturated core would sustain. *Measured connects/s* reaches it only when
+the server had its core to itself (*server CPU* near 100%). Medians of the
+runs.""",
+    "echo": """Each server acks an `echo` event with its own arguments; 50 connections emit
+with an ack in a loop. **CPU µs/ack** is the server process's user+system CPU
+time over the measured window divided by the acks received in it. **server
+CPU** and **loadgen CPU** are the share of one core each process used during
+the window: a server well below 100% was not saturated, and its acks/s and
+latencies say less about the server than its CPU µs/ack does. Medians of the
+runs.""",
+    "idle": """A fresh server gets 100 connections, which are closed, and then 5,000 idle
+connections, each connected to the main namespace. **KiB/connection** is the
+growth of the server's resident memory (`VmRSS`), once it has settled, divided
+by 5,000. The raw ASGI rows are the floor: an ASGI application that answers
+the handshake and pings, and keeps nothing per connection itself. One run.""",
+    "fanout": """A room of N members; one more connection, in no room, emits `fanout` and the
+server sends `news` to the room, leaving the sender out (rain_ws:
+`await socket.to(room).emit(...)`; python-socketio:
+`await sio.emit(..., room=room, skip_sid=sid)`; Node: `socket.to(room).emit(...)`;
+bare Channels: `group_send` on the in-memory layer). The latency of a round is
+from just before the sender's emit to the kernel's receive timestamp of the
+last member's `news`; p50 and p90 over 30 rounds, after 3 unmeasured ones.
+**server CPU µs/delivery** is the server's CPU time over those rounds divided
+by the messages delivered; *loadgen read p50* is when the load generator had
+read them all, for comparison.""",
+    "hold": """A fresh server (alone on its core) gets 10,000 idle connections, each
+connected to the main namespace; they are held until one ping interval (25 s)
+and a second have passed since the last one opened. **pinged** counts the
+connections that received a ping in that time (the load generator answers
+each with a pong; a server that missed pongs would close connections, counted
+as **lost**); *ping late* is when the first ping came, after its connection's
+OPEN, beyond the interval. RSS as in the idle scenario, read at the end.""",
+}
+
+
+def results_sections(results: Results) -> str:
+    parts = []
+    for name in SCENARIO_NAMES:
+        if name not in results:
+            continue
+        title, table = TABLES[name]
+        parts.append(f"## {title}\n\n{SECTION_NOTES[name]}\n\n{table(results[name])}\n")
+        if name == "echo":
+            parts.append(f"Server CPU µs/ack of each run:\n\n{echo_runs_table(results['echo'])}\n")
+    return "\n".join(parts)
+
+
+def report(results: Results, settings: dict[str, Any], started: str) -> str:
     facts = "\n".join(f"- {name}: {value}" for name, value in {**machine(), **settings}.items())
     software = "\n".join(f"- {name}: {version}" for name, version in versions().items())
     return f"""# Benchmark results
 
-Server CPU per Socket.IO event: each server acks an `echo` event with its own
-arguments; N connections emit with an ack in a loop. How the figures are taken
-is in [README.md](README.md). Run on {started} with `.venv/bin/python bench/run.py`.
+rain_ws next to python-socketio, Node socket.io, a bare Channels consumer and
+a raw ASGI application: connect rate, CPU per event, idle memory, fan-out to
+a room, and 10,000 connections on one process, all from one run. How the
+figures are taken is in [README.md](README.md). Run on {started} with
+`.venv/bin/python bench/run.py`.
 
-## Results
+## Targets
 
-Medians of the runs. **CPU µs/ack** is the server process's user+system CPU
-time over the measured window divided by the acks received in it; the ratios
-divide it by python-socketio's and Node socket.io's figure from the same run.
-**server CPU** and **loadgen CPU** are the share of one core each process used
-during the window: a server well below 100% was not saturated (it waited for
-the load generator, or other work shared its core), and its acks/s and
-latencies say less about the server than its CPU µs/ack does.
+rain_ws's figure divided by the reference's, from the same run.
 
-{table(servers, {})}
+{targets_table(results)}
 
-Server CPU µs/ack of each run:
-
-{runs_table(servers)}
-
+{results_sections(results)}
 ## Machine and settings
 
 {facts}
@@ -330,68 +661,132 @@ Server CPU µs/ack of each run:
 """
 
 
+OWN_SECTIONS = {"Targets", *(title for title, _ in TABLES.values()), "Results", "Machine and settings", "Software"}
+
+
+def with_other_sections(new: str, old: str) -> str:
+    """
+    ``new`` with the ``##`` sections of ``old`` that this script does not
+    write (other benchmarks' results) kept, before "Machine and settings".
+    """
+    kept = [
+        section
+        for section in re.split(r"(?m)^(?=## )", old)
+        if section.startswith("## ") and section[3:].splitlines()[0].strip() not in OWN_SECTIONS
+    ]
+    if not kept:
+        return new
+    head, tail = new.split("## Machine and settings", 1)
+    return head + "".join(section.rstrip("\n") + "\n\n" for section in kept) + "## Machine and settings" + tail
+
+
+# -- main ----------------------------------------------------------------------
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 connections, a 1 s window, one run, unpinned; writes nothing")
+    parser.add_argument("--quick", action="store_true", help="every scenario, tiny, one run, unpinned; writes nothing")
     parser.add_argument(
-        "--servers",
-        default=",".join(spec.key for spec in SERVERS),
-        help="comma-separated subset of: " + ", ".join(spec.key for spec in SERVERS),
+        "--servers", default=",".join(LABELS), help="comma-separated subset of: " + ", ".join(LABELS)
     )
-    parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--warmup", type=float, default=1.5, help="seconds of load before each window")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds in each measured window")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIO_NAMES), help="comma-separated subset of: " + ", ".join(SCENARIO_NAMES)
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs of connect and echo")
+    parser.add_argument("--connections", type=int, default=50, help="echo: connections")
+    parser.add_argument("--warmup", type=float, default=1.5, help="echo: seconds of load before each window")
+    parser.add_argument("--duration", type=float, default=5.0, help="echo: seconds in each measured window")
+    parser.add_argument("--connects", type=int, default=3000, help="connect: connections measured per run")
+    parser.add_argument("--idle-connections", type=int, default=5000, help="idle: connections held")
+    parser.add_argument("--rounds", type=int, default=30, help="fanout: rounds measured per room size")
     args = parser.parse_args()
 
-    known = {spec.key: spec for spec in SERVERS}
     wanted = [key.strip() for key in args.servers.split(",") if key.strip()]
-    unknown = [key for key in wanted if key not in known]
-    if unknown:
-        parser.error(f"unknown server(s): {', '.join(unknown)}")
+    chosen = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    for kind, names, known in (("server", wanted, LABELS), ("scenario", chosen, SCENARIO_NAMES)):
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            parser.error(f"unknown {kind}(s): {', '.join(unknown)}")
     if args.quick:
         args.connections, args.warmup, args.duration, args.runs = 2, 0.2, 1.0, 1
         loadgen_prefix: list[str] = []
         server_prefix: list[str] = []
     else:
         loadgen_prefix, server_prefix = pinning()
+    open_files = raise_open_file_limit()
 
     skipped: dict[str, str] = {}
     if NODE in wanted and (reason := node_missing()) is not None:
         skipped[NODE] = reason
         wanted.remove(NODE)
+    scenarios = [scenario for scenario in SCENARIOS if scenario.name in chosen]
+    plan = {
+        scenario.name: [key for key in LABELS if key in wanted and key in scenario.servers] for scenario in scenarios
+    }
 
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    with ExitStack() as stack:
-        servers = [stack.enter_context(start(known[key], server_prefix)) for key in wanted]
-        for number in range(args.runs):
-            for running in servers:
-                result = load(running, loadgen_prefix, args.connections, args.warmup, args.duration)
-                running.runs.append(result)
-                if result.get("errors"):
-                    status = "; ".join(result["errors"])
-                else:
-                    status = f"{result['server_cpu_us_per_ack']:.1f} µs/ack, {result['acks_per_s']:,.0f} acks/s"
-                print(f"run {number + 1}/{args.runs} {running.spec.label}: {status}", file=sys.stderr, flush=True)
+    began = time.monotonic()
+    results: Results = {scenario.name: {key: [] for key in plan[scenario.name]} for scenario in scenarios}
 
-    print(table(servers, skipped))
+    def measure(scenario: Scenario, servers: list[Running]) -> None:
+        for number, load in enumerate(scenario.loads(args)):
+            for running in servers:
+                result = run_load(running, loadgen_prefix, load)
+                results[scenario.name][running.spec.key].append(result)
+                note = f" {number + 1}" if scenario.name in ("echo", "connect") else ""
+                print(progress(scenario.name, running.spec.label + note, result), file=sys.stderr, flush=True)
+
+    shared = [scenario for scenario in scenarios if scenario.name != "hold"]
+    keys = [key for key in LABELS if any(key in plan[scenario.name] for scenario in shared)]
+    with ExitStack() as stack:
+        running = {key: stack.enter_context(start(SERVERS_BY_KEY[key], server_prefix)) for key in keys}
+        for scenario in shared:
+            measure(scenario, [running[key] for key in plan[scenario.name]])
+    if "hold" in plan:
+        # One server at a time, fresh, with nothing else running.
+        for key in plan["hold"]:
+            with start(SERVERS_BY_KEY[key], server_prefix) as alone:
+                measure(SCENARIOS_BY_NAME["hold"], [alone])
+    elapsed = time.monotonic() - began
+
+    for name in SCENARIO_NAMES:
+        if name in results:
+            print(f"\n{TABLES[name][0]}\n\n{TABLES[name][1](results[name])}")
+    for key, reason in skipped.items():
+        print(f"\n{LABELS[key]} skipped: {reason}")
+    print(f"\nTargets\n\n{targets_table(results)}")
+    print(f"\n{elapsed:.0f} s in all", file=sys.stderr)
+
     settings = {
-        "connections": args.connections,
-        "warm-up per run": f"{args.warmup} s",
-        "measured window per run": f"{args.duration} s",
-        "runs per server": args.runs,
         "pinning": f"server `{' '.join(server_prefix)}`, load generator `{' '.join(loadgen_prefix)}`"
         if server_prefix
         else "none",
+        "open files (RLIMIT_NOFILE) for servers and load generators": f"{open_files:,}",
+        "connect": f"{args.connects:,} connects per run after 200 unmeasured, 50 at a time, {args.runs} runs",
+        "echo": f"{args.connections} connections, {args.warmup} s warm-up, {args.duration} s window, {args.runs} runs",
+        "idle": f"{args.idle_connections:,} connections, one run",
+        "fan-out": f"rooms of {', '.join(f'{size:,}' for size in ROOM_SIZES)}, {args.rounds} rounds each, one run",
+        "hold": f"{HOLD_CONNECTIONS:,} connections, one run",
+        "ping interval": "25 s (every server)",
         "uvicorn": " ".join(UVICORN_OPTIONS) + " --no-access-log --log-level warning --lifespan off",
         "daphne": "-v 0 (warning-level logging, no access log)",
+        "duration of the whole run": f"{elapsed / 60:.1f} min",
     }
-    failed = any(medians(running.runs) is None for running in servers)
-    if not args.quick and not skipped and len(servers) == len(SERVERS) and not failed:
-        RESULTS.write_text(report(servers, settings, started))
-        print(f"\nwrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
+    failed = any(
+        not all(not run.get("errors") for run in runs) or not runs
+        for per_server in results.values()
+        for runs in per_server.values()
+    )
+    complete = not skipped and set(wanted) == set(LABELS) and set(chosen) == set(SCENARIO_NAMES)
+    if not args.quick and complete and not failed:
+        old = RESULTS.read_text() if RESULTS.exists() else ""
+        RESULTS.write_text(with_other_sections(report(results, settings, started), old))
+        print(f"wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
     elif not args.quick:
-        print(f"\n{RESULTS.relative_to(ROOT)} not written: it needs every server, all successful", file=sys.stderr)
+        print(
+            f"{RESULTS.relative_to(ROOT)} not written: it needs every server and scenario, all successful",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 

@@ -1,4 +1,6 @@
-// The Node socket.io reference: an `echo` event acked with its own arguments.
+// The Node socket.io reference: `echo` acked with its own arguments, `join`
+// to enter a room (acked with no arguments), and `fanout` to send `news` to a
+// room, leaving the sender out.
 //
 // Usage: node server.mjs PORT
 // Serves /socket.io/ on 127.0.0.1:PORT, WebSocket transport only, like the
@@ -22,6 +24,15 @@ io.on("connection", (socket) => {
     if (typeof ack === "function") {
       ack(...args);
     }
+  });
+  socket.on("join", (room, ack) => {
+    socket.join(room);
+    if (typeof ack === "function") {
+      ack();
+    }
+  });
+  socket.on("fanout", (room, ...args) => {
+    socket.to(room).emit("news", ...args);
   });
 });
 

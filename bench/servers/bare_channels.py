@@ -3,10 +3,15 @@ The bare Channels reference: Channels' stock ``AsyncWebsocketConsumer``
 speaking just enough Engine.IO and Socket.IO for the load generator.
 
 It answers the handshake (the Engine.IO OPEN packet, then the CONNECT reply
-on the main namespace) and acks ``echo`` events with their own arguments,
-decoding and encoding with :mod:`json` as any consumer would. No heartbeat,
-no other namespace, no validation: it shows what the stock consumer costs
-per message with next to nothing on top, not a usable server.
+on the main namespace), acks ``echo`` events with their own arguments,
+decoding and encoding with :mod:`json` as any consumer would, and does rooms
+the Channels way: ``join`` adds the consumer's channel to a layer group
+(``group_add``, and ``self.groups`` so that the stock disconnect leaves it),
+and ``fanout`` sends the encoded ``news`` frame to the group (``group_send``
+through the configured layer, in-memory here), which every member's consumer
+then writes to its client. No heartbeat, no other namespace, no validation:
+it shows what the stock consumer and layer cost with next to nothing on top,
+not a usable server.
 """
 
 import json
@@ -42,12 +47,27 @@ class EchoConsumer(AsyncWebsocketConsumer):
             end = 2
             while text_data[end].isdigit():
                 end += 1
+            ack_id = text_data[2:end]
             event, *args = json.loads(text_data[end:])
-            if event == "echo" and end > 2:
+            if event == "echo" and ack_id:
                 answer = json.dumps(args, separators=(",", ":"))
-                await self.send(text_data=f"43{text_data[2:end]}{answer}")
+                await self.send(text_data=f"43{ack_id}{answer}")
+            elif event == "join" and ack_id:
+                room = args[0]
+                await self.channel_layer.group_add(room, self.channel_name)
+                self.groups.append(room)
+                await self.send(text_data=f"43{ack_id}[]")
+            elif event == "fanout":
+                room, *news = args
+                frame = "42" + json.dumps(["news", *news], separators=(",", ":"))
+                await self.channel_layer.group_send(room, {"type": "news", "text": frame})
         elif text_data.startswith("40"):
             await self.send(text_data=f'40{{"sid":"{secrets.token_urlsafe(15)}"}}')
+
+    async def news(self, message: dict[str, str]) -> None:
+        # Every member gets the frame, the sender included if it joined:
+        # the sender of the benchmark is in no room.
+        await self.send(text_data=message["text"])
 
 
 application = ProtocolTypeRouter({"websocket": URLRouter([path("socket.io/", EchoConsumer.as_asgi())])})
