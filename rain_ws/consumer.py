@@ -115,9 +115,10 @@ class SocketIOConsumer(AsyncConsumer):
         self.pongs = 0
         self.sent = 0
         self.confirmed = 0
-        self._ping_marks: deque[int] = deque()
-        # Messages posted while the server holds an earlier send (see _post).
-        self._outbox: deque[dict[str, Any]] = deque()
+        self._ping_marks: list[int] = []  # rarely more than one: a list is smaller than a deque
+        # Messages posted while the server holds an earlier send (see _post),
+        # made when first needed: idle connections are many.
+        self._outbox: deque[dict[str, Any]] | None = None
         self._writer: asyncio.Future[None] | None = None
         self._abandoned = False
         self._pending_binary: protocol.Packet | None = None
@@ -249,7 +250,7 @@ class SocketIOConsumer(AsyncConsumer):
         if kind == protocol.EIO_PONG:
             self.pongs += 1
             if self._ping_marks:
-                self.confirmed = self._ping_marks.popleft()
+                self.confirmed = self._ping_marks.pop(0)
             return True
         if kind == protocol.EIO_CLOSE:
             self._close_reason = "client close"
@@ -400,7 +401,6 @@ class SocketIOConsumer(AsyncConsumer):
         unread = self.sent - self.confirmed
         if unread > self.settings.MAX_UNREAD_BYTES:
             metrics.slow_closed += 1
-            self._outbox.clear()
             self.close(
                 CloseCode.POLICY_VIOLATION,
                 f"client not reading: {unread} bytes unread, over MAX_UNREAD_BYTES "
@@ -428,7 +428,7 @@ class SocketIOConsumer(AsyncConsumer):
         no task is made per frame.
         """
         if self._writer is not None:
-            self._outbox.append(message)
+            self._outbox.append(message)  # type: ignore[union-attr]
             return
         try:
             rest = start_send(self.base_send(message))
@@ -438,17 +438,20 @@ class SocketIOConsumer(AsyncConsumer):
             self.closed = True
             return
         if rest is not None:
+            if self._outbox is None:
+                self._outbox = deque()
             self._writer = asyncio.ensure_future(self._write(rest))
 
     async def _write(self, rest: Any) -> None:
         try:
             await rest
-            while self._outbox:
-                await self.base_send(self._outbox.popleft())
+            outbox = self._outbox
+            while outbox:
+                await self.base_send(outbox.popleft())
         except (OSError, asyncio.CancelledError):
             # The client went away, or close() gave it up.
             self.closed = True
-            self._outbox.clear()
+            self._outbox.clear()  # type: ignore[union-attr]
         finally:
             self._writer = None
 
@@ -507,7 +510,7 @@ class SocketIOConsumer(AsyncConsumer):
             # reading, and a close frame would wait behind it for good. Drop
             # what is queued and end this consumer; the server then closes
             # the transport.
-            self._outbox.clear()
+            self._outbox.clear()  # type: ignore[union-attr]
             self._writer.cancel()
             if self._task is not asyncio.current_task():
                 self._abandoned = True

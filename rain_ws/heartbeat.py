@@ -7,8 +7,9 @@ answer within ``PING_TIMEOUT``, and must connect a namespace within
 ``CONNECT_TIMEOUT`` of opening. Since each delay is the same for every
 connection, deadlines come due in the order they were made: three FIFO queues
 hold them, and one task per event loop sleeps until the earliest. That costs
-no timer and no task per connection, and a connection that goes away is
-simply skipped when its entry comes due.
+no timer and no task per connection. The queues hold connections weakly, so
+a connection that goes away is freed at once and skipped when its entry
+comes due.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class Beating(Protocol):
     def expire(self, reason: str) -> None: ...
 
 
+Ref = weakref.ReferenceType
+
+
 class Heartbeat:
     def __init__(self, interval: float, timeout: float, connect_timeout: float) -> None:
         self.interval = interval
@@ -41,55 +45,81 @@ class Heartbeat:
         self._loop = asyncio.get_running_loop()
         # (deadline, connection) and (deadline, connection, ping number), in
         # deadline order.
-        self._pings: deque[tuple[float, Beating]] = deque()
-        self._pongs: deque[tuple[float, Beating, int]] = deque()
-        self._connects: deque[tuple[float, Beating]] = deque()
+        self._pings: deque[tuple[float, Ref[Beating]]] = deque()
+        self._pongs: deque[tuple[float, Ref[Beating], int]] = deque()
+        self._connects: deque[tuple[float, Ref[Beating]]] = deque()
         self._task: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self._sleeping_until = float("inf")
 
     def add(self, connection: Beating) -> None:
         """Start the heartbeat and the CONNECT deadline of a new connection."""
         now = self._loop.time()
-        self._pings.append((now + self.interval, connection))
-        self._connects.append((now + self.connect_timeout, connection))
+        ref = weakref.ref(connection)
+        self._pings.append((now + self.interval, ref))
+        self._connects.append((now + self.connect_timeout, ref))
         if self._task is None:
             self._task = self._loop.create_task(self._run())
+        elif now + min(self.interval, self.connect_timeout) < self._sleeping_until and self._wake is not None:
+            # The task sleeps until a later deadline (the queues were empty
+            # but for it): wake it to take this one into account.
+            if not self._wake.done():
+                self._wake.set_result(None)
 
     async def _run(self) -> None:
+        loop = self._loop
         try:
             while self._pings or self._pongs or self._connects:
-                now = self._loop.time()
+                now = loop.time()
                 self._due_connects(now)
                 self._due_pongs(now)
                 self._due_pings(now)
                 heads = [queue[0][0] for queue in (self._pings, self._pongs, self._connects) if queue]
-                if heads:
-                    await asyncio.sleep(max(0.0, min(heads) - self._loop.time()))
+                if not heads:
+                    break
+                self._sleeping_until = min(heads)
+                self._wake = wake = loop.create_future()
+                timer = loop.call_at(self._sleeping_until, _wake_up, wake)
+                try:
+                    await wake
+                finally:
+                    timer.cancel()
+                    self._wake = None
+                    self._sleeping_until = float("inf")
         finally:
             self._task = None
 
     def _due_pings(self, now: float) -> None:
         pings, pongs = self._pings, self._pongs
         while pings and pings[0][0] <= now:
-            _, connection = pings.popleft()
-            if connection.closed:
+            _, ref = pings.popleft()
+            connection = ref()
+            if connection is None or connection.closed:
                 continue
             number = connection.send_ping()
-            pongs.append((now + self.timeout, connection, number))
-            pings.append((now + self.interval, connection))
+            pongs.append((now + self.timeout, ref, number))
+            pings.append((now + self.interval, ref))
 
     def _due_pongs(self, now: float) -> None:
         pongs = self._pongs
         while pongs and pongs[0][0] <= now:
-            _, connection, number = pongs.popleft()
-            if not connection.closed and connection.pongs < number:
+            _, ref, number = pongs.popleft()
+            connection = ref()
+            if connection is not None and not connection.closed and connection.pongs < number:
                 connection.expire("ping timeout")
 
     def _due_connects(self, now: float) -> None:
         connects = self._connects
         while connects and connects[0][0] <= now:
-            _, connection = connects.popleft()
-            if not connection.closed and not connection.namespaces_joined:
+            _, ref = connects.popleft()
+            connection = ref()
+            if connection is not None and not connection.closed and not connection.namespaces_joined:
                 connection.expire("no namespace connected in time")
+
+
+def _wake_up(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 _heartbeats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Heartbeat] = (

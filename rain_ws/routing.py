@@ -12,18 +12,18 @@ host it.
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 from typing import Any
 
-from channels.routing import URLRouter
 from django.urls import URLPattern, re_path
 
 from .conf import get_settings
 from .consumer import SocketIOConsumer
 from .registry import registry
-from .security import OriginValidator
+from .security import OriginValidator, refuse_handshake
 from .sessions import SessionMiddleware
 
-__all__ = ["channel_path", "get_websocket_urlpatterns", "websocket_application"]
+__all__ = ["ChannelRouter", "channel_path", "get_websocket_urlpatterns", "websocket_application"]
 
 
 def channel_path(namespace: str) -> str:
@@ -42,6 +42,33 @@ def get_websocket_urlpatterns() -> list[URLPattern]:
     return patterns
 
 
+class ChannelRouter:
+    """
+    The routes of :func:`get_websocket_urlpatterns`, as one dict lookup.
+
+    Like the middleware in front of it, it returns the consumer's coroutine
+    rather than awaiting it, so a connection keeps no router frame alive.
+    """
+
+    _asgi_single_callable = True
+
+    def __init__(self) -> None:
+        path = get_settings().PATH
+        self.routes: dict[str, str | None] = {path: None}
+        for name in registry.channels:
+            if name != "/":
+                self.routes[channel_path(name)] = name
+
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        if path not in self.routes:
+            return refuse_handshake(receive, send, f"refused a WebSocket to {path!r}: no channel is served there")
+        return SocketIOConsumer(self.routes[path])(scope, receive, send)
+
+
 def websocket_application() -> Any:
     """
     The ASGI application for ``"websocket"`` in ``ProtocolTypeRouter``: the
@@ -49,8 +76,12 @@ def websocket_application() -> Any:
     and user are resolved at the first CONNECT (see :mod:`rain_ws.sessions`)
     and are then in the scope as ``scope["session"]`` and ``scope["user"]``,
     as Channels' auth middleware would put them.
+
+    To compose your own stack, use :class:`~rain_ws.security.OriginValidator`,
+    :class:`~rain_ws.sessions.SessionMiddleware` and Channels' ``URLRouter``
+    over ``websocket_urlpatterns``.
     """
-    return OriginValidator(SessionMiddleware(URLRouter(get_websocket_urlpatterns())))
+    return OriginValidator(SessionMiddleware(ChannelRouter()))
 
 
 def __getattr__(name: str) -> Any:

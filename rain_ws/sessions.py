@@ -12,7 +12,7 @@ and save what the listener changed after it (:class:`SocketSession`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Awaitable, Iterator, MutableMapping
 from importlib import import_module
 from typing import Any
 
@@ -86,13 +86,17 @@ class SessionMiddleware:
 
     Unlike Channels' session middleware it does no I/O and does not wrap
     ``send``: the session is read at the first CONNECT, and saved only by
-    channels that ask for it, so frames pay nothing for it.
+    channels that ask for it, so frames pay nothing for it. It returns the
+    inner application's awaitable rather than awaiting it, keeping no frame
+    alive per connection.
     """
+
+    _asgi_single_callable = True
 
     def __init__(self, application: Any) -> None:
         self.application = application
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
         if scope["type"] == "websocket":
             key = None
             for name, value in scope.get("headers", ()):
@@ -100,7 +104,7 @@ class SessionMiddleware:
                     key = parse_cookie(value.decode("latin-1")).get(settings.SESSION_COOKIE_NAME)
                     break
             scope = {**scope, "session_key": key}
-        await self.application(scope, receive, send)
+        return self.application(scope, receive, send)
 
 
 class Identity:
@@ -211,6 +215,8 @@ class SocketSession(MutableMapping[str, Any]):
     (``socket.session["notes"].append(...)``) is not seen: assign the key
     again, or set ``modified = True`` to save every key.
     """
+
+    __slots__ = ("_all_modified", "_data", "_read_only_reason", "changed", "deleted")
 
     def __init__(self, data: dict[str, Any], read_only_reason: str | None) -> None:
         self._data = data

@@ -114,6 +114,31 @@ class Socket:
     ``use_session``, reloaded before each event and saved after it.
     """
 
+    # Slots: a server holds many sockets, most of them idle.
+    __slots__ = (
+        "_acks",
+        "_channel",
+        "_connection",
+        "_disconnect_listeners",
+        "_gone",
+        "_hub",
+        "_listeners",
+        "_next_ack",
+        "_queue",
+        "_read_only_reason",
+        "_session_key",
+        "_stats",
+        "_worker",
+        "auth",
+        "channel",
+        "connected",
+        "id",
+        "rooms",
+        "scope",
+        "session",
+        "user",
+    )
+
     def __init__(
         self, connection: SocketIOConsumer, channel: Channel, sid: str, auth: dict[str, Any] | None
     ) -> None:
@@ -130,7 +155,7 @@ class Socket:
         self._connection = connection
         self._listeners: dict[Any, tuple[Listener, bool]] = {}
         self._disconnect_listeners: list[tuple[Listener, bool]] = []
-        self._queue: deque[protocol.Packet] = deque()
+        self._queue: deque[protocol.Packet] | None = None  # made at the first event
         self._worker: asyncio.Task[None] | None = None
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         self._next_ack = 0
@@ -257,6 +282,8 @@ class Socket:
 
     def receive(self, packet: protocol.Packet) -> None:
         """Queue an incoming event; it is handled after those before it."""
+        if self._queue is None:
+            self._queue = deque()
         self._queue.append(packet)
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._work())
@@ -284,7 +311,8 @@ class Socket:
         if was_connected:
             self._stats.sockets -= 1
             self._hub.remove_socket(self)
-        self._queue.clear()
+        if self._queue is not None:
+            self._queue.clear()
         worker, self._worker = self._worker, None
         if worker is not None and worker is not asyncio.current_task():
             worker.cancel()
