@@ -23,6 +23,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from channels.consumer import AsyncConsumer
+from django.conf import settings as django_settings
+from django.http.cookie import parse_cookie
 
 from . import protocol
 from .conf import get_settings
@@ -126,6 +128,7 @@ class SocketIOConsumer(AsyncConsumer):
         self._close_reason = "transport close"
         self._identity: asyncio.Future[Identity] | None = None
         self._session_hash: str | None = None
+        self._session_ended = False
 
     @property
     def namespaces_joined(self) -> bool:
@@ -326,12 +329,21 @@ class SocketIOConsumer(AsyncConsumer):
 
     # -- used by sockets and the heartbeat --------------------------------
 
+    def _session_key(self) -> str | None:
+        """The session key of the handshake's cookie (none once that session ended)."""
+        if self._session_ended:
+            return None
+        for name, value in self.scope.get("headers", ()):
+            if name == b"cookie":
+                return parse_cookie(value.decode("latin-1")).get(django_settings.SESSION_COOKIE_NAME)
+        return None
+
     async def identity(self) -> Identity:
         """
         The connection's session and user, read once at its first CONNECT
         (without I/O when the handshake carried no session cookie).
         """
-        session_key = self.scope.get("session_key")
+        session_key = self._session_key()
         if not session_key:
             identity = load_identity(None)
         else:
@@ -360,7 +372,7 @@ class SocketIOConsumer(AsyncConsumer):
         connection is treated as having no session: its handshake's cookie
         names the ended one.
         """
-        self.scope["session_key"] = None
+        self._session_ended = True
         self._identity = None
         if self._session_hash is not None:
             self.hub.remove_session(self._session_hash, self)

@@ -145,7 +145,7 @@ class Hub:
     async def join(self, socket: Socket, room: str) -> None:
         if room in socket.rooms:
             return
-        socket.rooms.add(room)
+        socket.rooms = socket.rooms | {room}
         self.rooms.setdefault(socket.channel, {}).setdefault(room, set()).add(socket)
         await self._join_group(room_group(socket.channel, room))
 
@@ -155,7 +155,7 @@ class Hub:
 
     def _leave_locally(self, socket: Socket, room: str) -> bool:
         """Take a socket out of a room; True when the room became empty here."""
-        socket.rooms.discard(room)
+        socket.rooms = socket.rooms - {room}
         rooms = self.rooms.get(socket.channel)
         members = rooms.get(room) if rooms is not None else None
         if members is None:

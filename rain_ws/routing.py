@@ -21,7 +21,6 @@ from .conf import get_settings
 from .consumer import SocketIOConsumer
 from .registry import registry
 from .security import OriginValidator, refuse_handshake
-from .sessions import SessionMiddleware
 
 __all__ = ["ChannelRouter", "channel_path", "get_websocket_urlpatterns", "websocket_application"]
 
@@ -72,16 +71,16 @@ class ChannelRouter:
 def websocket_application() -> Any:
     """
     The ASGI application for ``"websocket"`` in ``ProtocolTypeRouter``: the
-    origin check, the session cookie, and every channel's route. The session
-    and user are resolved at the first CONNECT (see :mod:`rain_ws.sessions`)
-    and are then in the scope as ``scope["session"]`` and ``scope["user"]``,
-    as Channels' auth middleware would put them.
+    origin check and every channel's route. The consumer reads the session
+    cookie itself and resolves the session and user at the first CONNECT
+    (see :mod:`rain_ws.sessions`); they are then in the scope as
+    ``scope["session"]`` and ``scope["user"]``, as Channels' auth middleware
+    would put them.
 
-    To compose your own stack, use :class:`~rain_ws.security.OriginValidator`,
-    :class:`~rain_ws.sessions.SessionMiddleware` and Channels' ``URLRouter``
-    over ``websocket_urlpatterns``.
+    To compose your own stack, use :class:`~rain_ws.security.OriginValidator`
+    and Channels' ``URLRouter`` over ``websocket_urlpatterns``.
     """
-    return OriginValidator(SessionMiddleware(ChannelRouter()))
+    return OriginValidator(ChannelRouter())
 
 
 def __getattr__(name: str) -> Any:

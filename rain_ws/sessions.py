@@ -12,7 +12,7 @@ and save what the listener changed after it (:class:`SocketSession`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from importlib import import_module
 from typing import Any
 
@@ -22,7 +22,6 @@ from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.db import router, transaction
 from django.http import HttpRequest
-from django.http.cookie import parse_cookie
 
 from .exceptions import RainError
 
@@ -31,7 +30,6 @@ __all__ = [
     "SESSION_UNAVAILABLE",
     "Identity",
     "SessionExpired",
-    "SessionMiddleware",
     "SocketSession",
     "is_signed_cookie_engine",
     "load_identity",
@@ -78,33 +76,6 @@ def store_worked() -> None:
     if _store_failing:
         _store_failing = False
         logger.warning("session store available again")
-
-
-class SessionMiddleware:
-    """
-    ASGI middleware putting the handshake's session key in the scope.
-
-    Unlike Channels' session middleware it does no I/O and does not wrap
-    ``send``: the session is read at the first CONNECT, and saved only by
-    channels that ask for it, so frames pay nothing for it. It returns the
-    inner application's awaitable rather than awaiting it, keeping no frame
-    alive per connection.
-    """
-
-    _asgi_single_callable = True
-
-    def __init__(self, application: Any) -> None:
-        self.application = application
-
-    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
-        if scope["type"] == "websocket":
-            key = None
-            for name, value in scope.get("headers", ()):
-                if name == b"cookie":
-                    key = parse_cookie(value.decode("latin-1")).get(settings.SESSION_COOKIE_NAME)
-                    break
-            scope = {**scope, "session_key": key}
-        return self.application(scope, receive, send)
 
 
 class Identity:

@@ -162,8 +162,9 @@ class Socket:
         self._gone = False
         self._stats = metrics.channel(channel.name)
         self._hub = current_hub()
-        #: The rooms of this channel the socket is in.
-        self.rooms: set[str] = set()
+        #: The rooms of this channel the socket is in (replaced, not changed
+        #: in place, when it joins or leaves: most sockets join none).
+        self.rooms: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} on {self.channel}>"

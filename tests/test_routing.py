@@ -5,7 +5,6 @@ from channels.testing import WebsocketCommunicator
 
 from rain_ws.routing import websocket_application, websocket_urlpatterns
 from rain_ws.security import OriginValidator
-from rain_ws.sessions import SessionMiddleware
 
 QUERY = "?EIO=4&transport=websocket"
 
@@ -39,5 +38,5 @@ async def test_unknown_path_is_refused_at_the_handshake(caplog):
 
 
 async def test_a_stack_of_your_own_with_channels_url_router():
-    application = OriginValidator(SessionMiddleware(URLRouter(websocket_urlpatterns)))
+    application = OriginValidator(URLRouter(websocket_urlpatterns))
     assert (await open_and_connect(application, "/socket.io/", "/echo/2.0/echo")).startswith('40/echo/2.0/echo,{"sid":')
