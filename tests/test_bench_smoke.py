@@ -52,3 +52,17 @@ def test_quick_benchmark_of_rain_ws_on_uvicorn():
     assert number(rows["Fan-out to a room"]["room of 5: p50 ms"]) > 0, done.stdout
     held = rows["Connections held on one process"]
     assert number(held["connections"]) == 20 and number(held["lost"]) == 0, done.stdout
+
+
+def test_quick_sessions_benchmark():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "sessions.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| use_session, write |")]
+    assert len(rows) == 1, done.stdout
+    assert all(number(cell) > 0 for cell in rows[0].strip("|").split("|")[1:]), rows[0]
