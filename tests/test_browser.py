@@ -656,3 +656,32 @@ async def test_emits_over_max_payload_are_refused(browser: Any, raw_server: RawS
         await asyncio.sleep(0.05)
     assert raw_server.received["small"] == ["40/status,", '42/status,["small","y"]']
     await tab.page.context.close()
+
+
+@pytest.fixture(scope="module")
+def reaping_server() -> Iterator[Server]:
+    with run_server(settings="tests.project.browser.settings_reap") as server:
+        yield server
+
+
+async def test_idle_reap_then_the_next_emit_reconnects_and_delivers_once(browser: Any, reaping_server: Server) -> None:
+    tab = await open_tab(browser, reaping_server.url)
+    try:
+        await tab.page.goto("/browser/page/")
+        await tab.page.evaluate(OPEN_COUNTER)
+        name = key()
+        assert await count(tab, name) == 1
+        # Idle past IDLE_TIME: the reaper disconnects the page's socket, and
+        # the runtime does not reconnect by itself.
+        await tab.page.wait_for_function("() => seen.reasons.length === 1", timeout=10_000)
+        assert await tab.page.evaluate("() => seen.reasons") == ["io server disconnect"]
+        await asyncio.sleep(1)
+        assert await tab.page.evaluate("() => [counter.connected, seen.connects]") == [False, 1]
+        # The seed's promise: the next emit reconnects, and its event arrives
+        # exactly once.
+        await tab.page.evaluate("(key) => counter.emit('count', key)", name)
+        await tab.page.wait_for_function("() => seen.connects === 2")
+        assert await tab.page.evaluate("(key) => counter.emitWithAck('peek', key)", name) == 1 + 1
+    finally:
+        await tab.page.context.close()
+    assert tab.uncaught == []
