@@ -200,11 +200,20 @@ def free_port() -> int:
 
 
 def node_missing() -> str | None:
-    """Why the Node server cannot run here, or None."""
+    """Why the Node server cannot run here, or None; installs socket.io from the lockfile when it can."""
     if shutil.which("node") is None:
         return "node is not installed"
     if not (NODE_DIR / "node_modules" / "socket.io").is_dir():
-        return "socket.io is not installed: run `npm ci --prefix bench/node`"
+        if shutil.which("npm") is None:
+            return "socket.io is not installed and there is no npm: run `npm ci --prefix bench/node`"
+        installed = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if installed.returncode != 0:
+            return f"`npm ci --prefix bench/node` failed: {installed.stderr.strip()[-300:]}"
     return None
 
 
