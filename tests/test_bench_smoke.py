@@ -66,3 +66,16 @@ def test_quick_sessions_benchmark():
     rows = [line for line in done.stdout.splitlines() if line.startswith("| use_session, write |")]
     assert len(rows) == 1, done.stdout
     assert all(number(cell) > 0 for cell in rows[0].strip("|").split("|")[1:]), rows[0]
+
+
+def test_quick_fanout_across_processes_benchmark():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "fanout.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| rain_ws, 2 processes, ")]
+    assert len(rows) == 2, done.stdout
