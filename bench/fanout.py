@@ -36,7 +36,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -122,25 +121,10 @@ def started(label: str, command: list[str], port: int, env: dict[str, str], logs
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     running = Process(label, process, port, log_path)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{label} exited at start-up:\n{running.log_tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{label} did not listen within 30 s") from None
-                time.sleep(0.05)
+        run.wait_until_listening(process, port, label, running.log_tail)
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        run.stop(process)
 
 
 def redis_missing() -> str | None:

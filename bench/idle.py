@@ -37,7 +37,6 @@ import asyncio
 import datetime
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -186,25 +185,10 @@ def server(rain_ws: dict[str, Any], prefix: list[str], settings_dir: str) -> Ite
     )
     running = bench_run.Running(spec, process, port, Path(log.name))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited at start-up:\n{running.log_tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server did not listen within 30 s") from None
-                time.sleep(0.05)
+        bench_run.wait_until_listening(process, port, "the server", running.log_tail)
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        bench_run.stop(process)
         log.close()
         os.unlink(log.name)
 

@@ -199,6 +199,33 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until_listening(
+    process: subprocess.Popen[bytes], port: int, label: str, log_tail: Callable[[], str]
+) -> None:
+    """Wait until a server just started accepts on ``port``; fail with its log if it exits or takes 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{label} exited at start-up:\n{log_tail()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{label} did not listen within 30 s") from None
+            time.sleep(0.05)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a process this benchmark started, by its PID."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def node_missing() -> str | None:
     """Why the Node server cannot run here, or None; installs socket.io from the lockfile when it can."""
     if shutil.which("node") is None:
@@ -249,25 +276,10 @@ def start(spec: ServerSpec, prefix: list[str]) -> Iterator[Running]:
     )
     running = Running(spec, process, port, Path(log.name))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{spec.label} exited at start-up:\n{running.log_tail()}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{spec.label} did not listen within 30 s") from None
-                time.sleep(0.05)
+        wait_until_listening(process, port, spec.label, running.log_tail)
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
         os.unlink(log.name)
 
