@@ -1,5 +1,6 @@
 import os
 import tempfile
+from collections.abc import AsyncIterator
 
 import django
 import pytest
@@ -15,6 +16,7 @@ from django.core.management import call_command  # noqa: E402
 
 call_command("migrate", verbosity=0)
 
+from tests.support.recording import RecordingClient  # noqa: E402
 from tests.support.servers import run_server  # noqa: E402
 
 
@@ -37,3 +39,15 @@ def suite_server():
     """The test project on daphne with the settings of the official protocol suite."""
     with run_server(settings="tests.project.settings_suite") as server:
         yield server
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[RecordingClient]]:
+    """
+    Recording clients a test appends; all are disconnected after it. (The
+    rooms and Redis tests have a ``clients`` fixture of their own.)
+    """
+    made: list[RecordingClient] = []
+    yield made
+    for client in made:
+        await client.close()

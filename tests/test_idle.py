@@ -12,7 +12,7 @@ clients do not reconnect by themselves.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -40,15 +40,6 @@ async def server(idle_server: Server) -> Server:
     """The server, once the connections of earlier tests are gone: every test counts from zero."""
     await wait_for_connections(idle_server, 0)
     return idle_server
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[RecordingClient]]:
-    """Recording clients a test appends; all are disconnected after it."""
-    made: list[RecordingClient] = []
-    yield made
-    for client in made:
-        await client.close()
 
 
 async def test_idle_clients_are_reaped_at_the_threshold_and_stay_away(

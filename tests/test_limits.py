@@ -16,7 +16,7 @@ that do read, alone or in a room with it, are not held up.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 
 import pytest
@@ -63,15 +63,6 @@ def capped_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Server]
     """The test project capped at two connections (``settings_cap``): on daphne, then on uvicorn."""
     with run_server(settings="tests.project.settings_cap", server=request.param) as server:
         yield request.param, server
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[RecordingClient]]:
-    """Recording clients a test appends; all are disconnected after it."""
-    made: list[RecordingClient] = []
-    yield made
-    for client in made:
-        await client.close()
 
 
 async def test_past_the_cap_connections_are_told_to_try_again_later(capped_server: tuple[str, Server]) -> None:

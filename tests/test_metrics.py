@@ -8,7 +8,7 @@ clients did, and the reaper logs one line per sweep that reaps.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -34,15 +34,6 @@ async def server(metrics_server: Server) -> Server:
     """The server, once the connections of earlier tests are gone."""
     await wait_for_connections(metrics_server, 0)
     return metrics_server
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[RecordingClient]]:
-    """Recording clients a test appends; all are disconnected after it."""
-    made: list[RecordingClient] = []
-    yield made
-    for client in made:
-        await client.close()
 
 
 def grown(after: Scrape, before: Scrape, name: str, **labels: str) -> float:
