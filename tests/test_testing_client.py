@@ -1,5 +1,6 @@
 """The in-process test client, on the test project's components."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -161,3 +162,34 @@ async def test_connect_after_the_session_ended_has_no_session():
         await client._send(0)
         with pytest.raises(ConnectionError):
             await client.receive()
+
+
+async def test_modified_saves_a_value_changed_in_place():
+    key = await create_session({"memos": ["a"]})
+    async with SocketTestClient(MEMO, session=key) as client:
+        assert await client.call("append-in-place", "memos", "b") == [None, True]
+    assert (await session_data(key))["memos"] == ["a", "b"]
+
+
+async def test_call_without_an_answer_raises_ack_timeout():
+    async with SocketTestClient("/echo/2.0/echo") as client:
+        await client.receive("hello")
+        # The client hears the question but never acks it.
+        assert await client.call("ask-briefly", "anyone?") == [None, "no answer"]
+        assert await client.receive("question") == ["anyone?"]
+
+
+async def test_closing_while_a_listener_runs_cancels_it_and_runs_disconnect_listeners():
+    from tests.project.echo.websockets import happened
+
+    client = SocketTestClient("/echo/2.0/echo")
+    await client.connect()
+    await client.emit("sleep", 3600)
+    await asyncio.sleep(0.1)
+    await client.close()
+    for _ in range(50):
+        if (client.sid, "disconnect: transport close") in happened:
+            break
+        await asyncio.sleep(0.02)
+    assert (client.sid, "sleep cancelled") in happened
+    assert (client.sid, "disconnect: transport close") in happened

@@ -7,6 +7,9 @@ import rain_ws
 channel = "echo"
 require_session = False
 
+#: What happened to sockets, for in-process tests: (socket id, what).
+happened: list[tuple[str, str]] = []
+
 
 async def handle(socket):
     await socket.emit("hello", {"message": "Hello Sockets!", "channel": socket.channel})
@@ -25,8 +28,23 @@ async def handle(socket):
 
     @socket.on("sleep")
     async def sleep(seconds):
-        await asyncio.sleep(seconds)
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            happened.append((socket.id, "sleep cancelled"))
+            raise
         return seconds
+
+    @socket.on("ask-briefly")
+    async def ask_briefly(question):
+        try:
+            return await socket.call("question", question, timeout=0.2)
+        except rain_ws.AckTimeout:
+            return "no answer"
+
+    @socket.on("disconnect")
+    async def gone(reason):
+        happened.append((socket.id, f"disconnect: {reason}"))
 
     @socket.on("ask")
     async def ask(question):

@@ -35,6 +35,12 @@ async def handle(socket):
         socket.session[key] = value
         raise rain_ws.RainError("changed my mind", "refused")
 
+    @socket.on("append-in-place")
+    async def append_in_place(key, item):
+        socket.session[key].append(item)  # not seen by itself...
+        socket.session.modified = True  # ...so every key is saved
+        return True
+
     @socket.on("forget")
     async def forget(key):
         del socket.session[key]
