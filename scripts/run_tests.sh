@@ -9,6 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v taskset >/dev/null 2>&1 || missing+=(util-linux)  # the benchmarks pin processes to cores
+command -v npm >/dev/null 2>&1 || missing+=(npm)  # Debian's npm brings nodejs
 if [ ! -x .venv/bin/python ] && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
     missing+=(python3-venv)  # Debian splits ensurepip out of python3
 fi
@@ -36,10 +38,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     printf '%s\n' "$want" > "$stamp"
 fi
 
-# 3. JavaScript test dependencies (socket.io-client, socket.io, jquery).
-if [ -f tests/js/package.json ]; then
+# 3. JavaScript dependencies: the official clients, socket.io server and jquery
+#    for the tests, and the Node socket.io server the bench smoke test runs.
+for dir in tests/js bench/node; do
+    [ -f "$dir/package.json" ] || continue
     (
-        cd tests/js
+        cd "$dir"
         if [ ! -f node_modules/.rain_ws-stamp ] \
             || [ package.json -nt node_modules/.rain_ws-stamp ] \
             || { [ -f package-lock.json ] && [ package-lock.json -nt node_modules/.rain_ws-stamp ]; }; then
@@ -51,7 +55,7 @@ if [ -f tests/js/package.json ]; then
             mkdir -p node_modules && touch node_modules/.rain_ws-stamp
         fi
     )
-fi
+done
 
 # 4. Docs (warnings are errors).
 .venv/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
