@@ -3,8 +3,9 @@ from django.apps import AppConfig, apps
 
 class RainWsConfig(AppConfig):
     """
-    Checks ``settings.RAIN_WS``, discovers every component's websocket
-    handlers, and ends a session's sockets when its user logs out.
+    Checks ``settings.RAIN_WS``, registers rain_ws's system checks, discovers
+    every component's websocket handlers, and ends a session's sockets when
+    its user logs out.
     """
 
     name = "rain_ws"
@@ -13,6 +14,7 @@ class RainWsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_out
 
+        from . import checks  # noqa: F401 (importing it registers the system checks)
         from . import signals
         from .conf import get_settings
         from .registry import discover

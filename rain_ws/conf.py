@@ -92,9 +92,20 @@ def _validate(raw: object) -> RainSettings:
         origins = values["ALLOWED_ORIGINS"]
         if isinstance(origins, str) or not all(isinstance(o, str) for o in origins):
             raise ImproperlyConfigured(
-                "RAIN_WS['ALLOWED_ORIGINS'] must be a list of host patterns, "
-                "like ALLOWED_HOSTS."
+                "RAIN_WS['ALLOWED_ORIGINS'] must be a list of origins, like CSRF_TRUSTED_ORIGINS."
             )
+        for origin in origins:
+            if "://" not in origin:
+                # It took host patterns, like ALLOWED_HOSTS, before: say how to convert them.
+                if origin == "*":
+                    fix = "'*' (any origin) is no longer accepted: list each origin"
+                else:
+                    subdomains = "*" if origin.startswith(".") else ""
+                    fix = f"write {'https://' + subdomains + origin!r} for {origin!r}"
+                raise ImproperlyConfigured(
+                    "RAIN_WS['ALLOWED_ORIGINS'] now takes origins with a scheme, like "
+                    f"CSRF_TRUSTED_ORIGINS, instead of host patterns: {fix}."
+                )
         values["ALLOWED_ORIGINS"] = tuple(origins)
     result = RainSettings(**values)
     if (

@@ -2,22 +2,29 @@
 The origin check for WebSocket handshakes.
 
 Browsers send their session cookie with a WebSocket handshake from any page,
-so a socket opened by a foreign page would act as the user. A handshake whose
-``Origin`` names a host outside ``ALLOWED_HOSTS`` (or
-``RAIN_WS["ALLOWED_ORIGINS"]``) is refused with HTTP 403. Clients that send no
-``Origin`` at all are not browsers (node, python-socketio, mobile apps): no
-page can make them carry a user's cookie, so they are let through.
+and the same-origin policy does not apply to WebSockets, so a socket opened
+by a foreign page would act as the user. The handshake is therefore held to
+the rules Django's CSRF middleware applies to an unsafe request's ``Origin``:
+it must be the request's own origin (scheme, host and port, with the host in
+``ALLOWED_HOSTS``), or be listed in ``CSRF_TRUSTED_ORIGINS`` or
+``RAIN_WS["ALLOWED_ORIGINS"]``. Anything else, ``Origin: null`` included, is
+refused with HTTP 403. Clients that send no ``Origin`` at all are not browsers
+(node, python-socketio, mobile apps): no page can make them carry a user's
+cookie, so they are let through.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http.request import validate_host
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIRequest
+from django.utils.http import is_same_domain
 
 from .conf import get_settings
 
@@ -26,28 +33,49 @@ __all__ = ["OriginValidator", "origin_allowed", "refuse_handshake"]
 logger = logging.getLogger("rain_ws")
 
 
-def _allowed_hosts() -> list[str]:
-    configured = get_settings().ALLOWED_ORIGINS
-    if configured is not None:
-        return list(configured)
-    hosts = list(settings.ALLOWED_HOSTS)
-    if settings.DEBUG and not hosts:
-        # What Django's own host validation allows in development.
-        hosts = [".localhost", "127.0.0.1", "[::1]"]
-    return hosts
+def _as_request(scope: Mapping[str, Any]) -> ASGIRequest:
+    """
+    The handshake as Django sees an HTTP request, so that its own code reads
+    the host (``USE_X_FORWARDED_HOST``, ``ALLOWED_HOSTS`` and its DEBUG
+    defaults) and the scheme (``SECURE_PROXY_SSL_HEADER``) from the headers.
+    """
+    scheme = "https" if scope.get("scheme") == "wss" else "http"
+    return ASGIRequest({**scope, "method": "GET", "scheme": scheme}, io.BytesIO())
 
 
-def origin_allowed(origin: str) -> bool:
-    """Whether a browser page at ``origin`` may open a socket here."""
+def _trusted(origin: str, patterns: Iterable[str]) -> bool:
+    """
+    Whether ``origin`` matches one of ``patterns`` as Django matches
+    ``CSRF_TRUSTED_ORIGINS``: exactly, or ``scheme://*.example.com`` for
+    example.com and its subdomains with the pattern's scheme and port.
+    """
     try:
-        host = urlsplit(origin).hostname
+        scheme, netloc = urlsplit(origin)[:2]
     except ValueError:
         return False
-    if not host:
-        return False
-    if ":" in host:
-        host = f"[{host}]"
-    return validate_host(host, _allowed_hosts())
+    for pattern in patterns:
+        if "*" not in pattern:
+            if origin == pattern:
+                return True
+            continue
+        allowed = urlsplit(pattern)
+        if allowed.scheme == scheme and is_same_domain(netloc, allowed.netloc.lstrip("*")):
+            return True
+    return False
+
+
+def origin_allowed(scope: Mapping[str, Any]) -> bool:
+    """Whether the WebSocket handshake in ``scope`` may go on, by its ``Origin`` header."""
+    request = _as_request(scope)
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin is None:
+        return True
+    try:
+        if origin == f"{request.scheme}://{request.get_host()}":
+            return True
+    except DisallowedHost:
+        pass  # its own origin is then no origin to trust; the lists may still name it
+    return _trusted(origin, (*settings.CSRF_TRUSTED_ORIGINS, *(get_settings().ALLOWED_ORIGINS or ())))
 
 
 class OriginValidator:
@@ -68,8 +96,8 @@ class OriginValidator:
         if scope["type"] == "websocket":
             for name, value in scope.get("headers", ()):
                 if name == b"origin":
-                    origin = value.decode("latin-1")
-                    if not origin_allowed(origin):
+                    if not origin_allowed(scope):
+                        origin = value.decode("latin-1")
                         return refuse_handshake(receive, send, f"refused a WebSocket from foreign origin {origin!r}")
                     break
         return self.application(scope, receive, send)

@@ -30,7 +30,11 @@ def test_fractional_seconds_are_allowed():
         ({"MAX_PAYLOAD": 2_000_000}, "MAX_PAYLOAD'] must be an integer from 1024 to 1048576"),
         ({"MAX_ATTACHMENTS": -1}, "MAX_ATTACHMENTS'] must be an integer"),
         ({"PATH": "socket.io"}, "must start and end with '/'"),
-        ({"ALLOWED_ORIGINS": "example.com"}, "must be a list of host patterns"),
+        ({"ALLOWED_ORIGINS": "https://example.com"}, "must be a list of origins, like CSRF_TRUSTED_ORIGINS"),
+        # Host patterns, the format before origins: the message shows the fix.
+        ({"ALLOWED_ORIGINS": ["example.com"]}, "write 'https://example.com' for 'example.com'"),
+        ({"ALLOWED_ORIGINS": [".example.com"]}, "write 'https://*.example.com' for '.example.com'"),
+        ({"ALLOWED_ORIGINS": ["*"]}, "'*' (any origin) is no longer accepted"),
     ],
 )
 def test_invalid_values_are_refused_with_a_clear_message(value, message):
@@ -38,6 +42,12 @@ def test_invalid_values_are_refused_with_a_clear_message(value, message):
         with pytest.raises(ImproperlyConfigured) as raised:
             get_settings()
     assert message in str(raised.value)
+
+
+def test_allowed_origins_take_origins_like_csrf_trusted_origins():
+    origins = ["https://example.com", "http://localhost:8000", "https://*.example.net"]
+    with override_settings(RAIN_WS={"ALLOWED_ORIGINS": origins}):
+        assert get_settings().ALLOWED_ORIGINS == tuple(origins)
 
 
 def test_not_a_dict():
