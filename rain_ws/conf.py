@@ -41,6 +41,9 @@ class RainSettings:
     DISCONNECT_IDLE_ON_MAX_CONN: int = 2000
     MAX_CONNECTIONS: int | None = None
     MAX_UNREAD_BYTES: int = 4 * 1024 * 1024
+    MAX_QUEUED_EVENTS: int = 1000
+    MAX_QUEUED_BYTES: int = 4 * 1024 * 1024
+    MAX_AUTH_BYTES: int = 16 * 1024
 
 
 _SECONDS = ("PING_INTERVAL", "PING_TIMEOUT", "CONNECT_TIMEOUT", "IDLE_TIME", "IDLE_CHECK_INTERVAL")
@@ -72,6 +75,9 @@ def _validate(raw: object) -> RainSettings:
         ("DISCONNECT_IDLE_ON_MAX_CONN", 0, 10**9),
         ("MAX_CONNECTIONS", 1, 10**9),
         ("MAX_UNREAD_BYTES", 1024, 2**40),
+        ("MAX_QUEUED_EVENTS", 1, 10**6),
+        ("MAX_QUEUED_BYTES", 1024, 2**40),
+        ("MAX_AUTH_BYTES", 0, SERVER_MAX_MESSAGE),
     ):
         if name in values and not (name == "MAX_CONNECTIONS" and values[name] is None):
             value = values[name]
@@ -122,6 +128,11 @@ def _validate(raw: object) -> RainSettings:
         raise ImproperlyConfigured(
             f"RAIN_WS['MAX_UNREAD_BYTES'] ({result.MAX_UNREAD_BYTES}) must be at least "
             f"MAX_PAYLOAD ({result.MAX_PAYLOAD}), or one large message would close the connection."
+        )
+    if result.MAX_QUEUED_BYTES < result.MAX_PAYLOAD:
+        raise ImproperlyConfigured(
+            f"RAIN_WS['MAX_QUEUED_BYTES'] ({result.MAX_QUEUED_BYTES}) must be at least "
+            f"MAX_PAYLOAD ({result.MAX_PAYLOAD}), or one large event would close the connection."
         )
     return result
 

@@ -34,11 +34,18 @@ from .metrics import metrics
 from .rooms import current_hub, session_hash
 from .registry import registry
 from .sessions import Identity, load_identity, store_worked
-from .socket import Socket, run_sync
+from .socket import QueueFull, Socket, run_sync
 
 __all__ = ["CloseCode", "SocketIOConsumer"]
 
 logger = logging.getLogger("rain_ws")
+
+#: The receive loop lets other work run after this many frames in a row (a
+#: server may hand over many buffered frames without ever waiting) ...
+FRAMES_PER_TURN = 64
+#: ... and as soon as one socket has this many events queued, so that its
+#: listener keeps up with a burst instead of the queue filling to its bound.
+QUEUED_PER_TURN = 32
 
 
 def start_send(awaitable: Any) -> Any:
@@ -125,7 +132,11 @@ class SocketIOConsumer(AsyncConsumer):
         self._abandoned = False
         self._pending_binary: protocol.Packet | None = None
         self._buffers: list[bytes] = []
+        self._buffered = 0  # bytes of self._buffers
+        self._binary_since_ping = 0  # self.pings when the pending binary packet began
+        self.awaiting_connect = False  # a CONNECT deadline is pending in the heartbeat
         self._close_reason = "transport close"
+        self._backlogged = False
         self._identity: asyncio.Future[Identity] | None = None
         self._session_hash: str | None = None
         self._session_ended = False
@@ -187,7 +198,8 @@ class SocketIOConsumer(AsyncConsumer):
             self.close(CloseCode.TRY_AGAIN_LATER, None)
             return
         metrics.connections += 1
-        heartbeat_for(settings.PING_INTERVAL, settings.PING_TIMEOUT, settings.CONNECT_TIMEOUT).add(self)
+        self.heartbeat = heartbeat_for(settings.PING_INTERVAL, settings.PING_TIMEOUT, settings.CONNECT_TIMEOUT)
+        self.heartbeat.add(self)
         try:
             await self._receive_loop(receive)
         except asyncio.CancelledError:
@@ -208,7 +220,13 @@ class SocketIOConsumer(AsyncConsumer):
         # A str of n characters is at most 4n bytes of UTF-8: encode only when
         # the length alone cannot tell.
         char_limit = max_payload // 4
+        frames = 0
         while True:
+            frames += 1
+            if frames == FRAMES_PER_TURN or self._backlogged:
+                frames = 0
+                self._backlogged = False
+                await asyncio.sleep(0)
             message = await receive()
             if message["type"] != "websocket.receive":
                 if message["type"] == "websocket.disconnect":
@@ -248,12 +266,17 @@ class SocketIOConsumer(AsyncConsumer):
                         f"({self.settings.MAX_ATTACHMENTS})"
                     )
                 self._pending_binary = packet
+                self._buffered = len(text)
+                self._binary_since_ping = self.pings
                 return True
-            return await self._on_packet(packet)
+            return await self._on_packet(packet, len(text))
         if kind == protocol.EIO_PONG:
+            if not self._ping_marks:
+                # Only an answer to a ping counts: a pong the server did not
+                # ask for would claim that the client read what it never did.
+                return await self._protocol_error("pong without a ping")
             self.pongs += 1
-            if self._ping_marks:
-                self.confirmed = self._ping_marks.pop(0)
+            self.confirmed = self._ping_marks.pop(0)
             return True
         if kind == protocol.EIO_CLOSE:
             self._close_reason = "client close"
@@ -267,6 +290,13 @@ class SocketIOConsumer(AsyncConsumer):
         packet = self._pending_binary
         if packet is None:
             return await self._protocol_error("binary frame with no attachment pending")
+        self._buffered += len(data)
+        if self._buffered > self.settings.MAX_QUEUED_BYTES:
+            self.close(
+                CloseCode.TOO_BIG,
+                f"binary packet over MAX_QUEUED_BYTES ({self.settings.MAX_QUEUED_BYTES} bytes)",
+            )
+            return False
         self._buffers.append(data)
         if len(self._buffers) < packet.attachments:
             return True
@@ -275,7 +305,7 @@ class SocketIOConsumer(AsyncConsumer):
             packet = protocol.reconstruct(packet, buffers)
         except protocol.ProtocolError as error:
             return await self._protocol_error(str(error))
-        return await self._on_packet(packet)
+        return await self._on_packet(packet, self._buffered)
 
     async def _protocol_error(self, reason: str) -> bool:
         self.close(CloseCode.PROTOCOL_ERROR, reason)
@@ -283,7 +313,7 @@ class SocketIOConsumer(AsyncConsumer):
 
     # -- Socket.IO ---------------------------------------------------------
 
-    async def _on_packet(self, packet: protocol.Packet) -> bool:
+    async def _on_packet(self, packet: protocol.Packet, size: int) -> bool:
         kind = packet.type
         if self.reaping:
             self.tracker.touch(self)
@@ -292,12 +322,24 @@ class SocketIOConsumer(AsyncConsumer):
             if socket is None:
                 await self._not_connected(packet.namespace)
             else:
-                socket.receive(packet)
+                try:
+                    queued = socket.receive(packet, size)
+                except QueueFull as error:
+                    metrics.flood_closed += 1
+                    self.close(CloseCode.POLICY_VIOLATION, f"client sending faster than its listeners: {error}")
+                    return False
+                if queued >= QUEUED_PER_TURN:
+                    self._backlogged = True
         elif kind == protocol.ACK:
             if socket is not None:
                 socket.resolve_ack(packet)
         elif kind == protocol.CONNECT:
-            await self._on_connect(packet)
+            if size > self.settings.MAX_AUTH_BYTES:
+                self._refuse_namespace(
+                    packet.namespace, f"CONNECT payload over MAX_AUTH_BYTES ({self.settings.MAX_AUTH_BYTES} bytes)"
+                )
+            else:
+                await self._on_connect(packet)
         elif kind == protocol.DISCONNECT:
             if socket is not None:
                 self.drop_socket(socket, "client namespace disconnect")
@@ -318,6 +360,10 @@ class SocketIOConsumer(AsyncConsumer):
         socket = Socket(self, channel, self.hub.new_socket_id(), packet.data or {})
         self.sockets[namespace] = socket
         socket.start()
+
+    def _refuse_namespace(self, namespace: str, message: str) -> None:
+        logger.info("%s refused on %r: %s", self.client, namespace, message)
+        self.send_packet(protocol.CONNECT_ERROR, namespace, {"message": message})
 
     async def _not_connected(self, namespace: str) -> None:
         logger.info("%s sent an event on %r before connecting to it", self.client, namespace)
@@ -444,9 +490,11 @@ class SocketIOConsumer(AsyncConsumer):
             return
         try:
             rest = start_send(self.base_send(message))
-        except OSError:
-            # The client went away (uvicorn raises ClientDisconnected, an
-            # OSError); the receive loop gets websocket.disconnect next.
+        except Exception:
+            # The client went away: uvicorn raises ClientDisconnected (an
+            # OSError), daphne autobahn's Disconnected (a RuntimeError). The
+            # receive loop gets websocket.disconnect next; whoever sent must
+            # not fail because of it (a room emit to many sockets, an ack).
             self.closed = True
             return
         if rest is not None:
@@ -460,7 +508,7 @@ class SocketIOConsumer(AsyncConsumer):
             outbox = self._outbox
             while outbox:
                 await self.base_send(outbox.popleft())
-        except (OSError, asyncio.CancelledError):
+        except (Exception, asyncio.CancelledError):
             # The client went away, or close() gave it up.
             self.closed = True
             self._outbox.clear()  # type: ignore[union-attr]
@@ -476,16 +524,34 @@ class SocketIOConsumer(AsyncConsumer):
 
     def refuse(self, socket: Socket, message: str) -> None:
         """Refuse a socket's CONNECT with ``message``."""
-        if self.sockets.get(socket.channel) is socket:
-            del self.sockets[socket.channel]
-            logger.info("%s refused on %s: %s", self.client, socket.channel, message)
-            self.send_packet(protocol.CONNECT_ERROR, socket.channel, {"message": message})
+        if self._forget(socket):
+            self._refuse_namespace(socket.channel, message)
         socket.close("refused")
 
     def drop_socket(self, socket: Socket, reason: str) -> None:
-        if self.sockets.get(socket.channel) is socket:
-            del self.sockets[socket.channel]
+        self._forget(socket)
         socket.close(reason)
+
+    def _forget(self, socket: Socket) -> bool:
+        """Take ``socket`` out of the connection's namespaces; False if it was not in."""
+        if self.sockets.get(socket.channel) is not socket:
+            return False
+        del self.sockets[socket.channel]
+        if not self.sockets and not self.closed:
+            # A connection with no namespace left must connect one again
+            # within CONNECT_TIMEOUT, as a new one must.
+            self.heartbeat.expect_connect(self)
+        return True
+
+    def heartbeat_ping(self) -> int:
+        """
+        The heartbeat's ping; a binary packet whose attachments were still
+        arriving at the previous one has stalled, and ends the connection.
+        """
+        if self._pending_binary is not None and self._binary_since_ping < self.pings:
+            self.expire("binary attachments not completed within a ping interval")
+            return self.pings
+        return self.send_ping()
 
     def send_ping(self) -> int:
         """Send a ping; return its number."""

@@ -4,7 +4,7 @@ process, from one task.
 
 Every connection is pinged ``PING_INTERVAL`` after the previous ping, must
 answer within ``PING_TIMEOUT``, and must connect a namespace within
-``CONNECT_TIMEOUT`` of opening. Since each delay is the same for every
+``CONNECT_TIMEOUT`` of opening (and again when it has left every namespace). Since each delay is the same for every
 connection, deadlines come due in the order they were made: three FIFO queues
 hold them, and one task per event loop sleeps until the earliest. That costs
 no timer and no task per connection. The queues hold connections weakly, so
@@ -28,8 +28,9 @@ class Beating(Protocol):
     closed: bool
     pongs: int
     namespaces_joined: bool
+    awaiting_connect: bool
 
-    def send_ping(self) -> int: ...
+    def heartbeat_ping(self) -> int: ...
 
     def expire(self, reason: str) -> None: ...
 
@@ -57,14 +58,32 @@ class Heartbeat:
         now = self._loop.time()
         ref = weakref.ref(connection)
         self._pings.append((now + self.interval, ref))
+        connection.awaiting_connect = True
         self._connects.append((now + self.connect_timeout, ref))
+        self._due_by(now + min(self.interval, self.connect_timeout))
+
+    def expect_connect(self, connection: Beating) -> None:
+        """
+        Give a connection that has left its last namespace ``CONNECT_TIMEOUT``
+        to connect one again. One deadline at a time: while an earlier one is
+        pending, that one applies, so a client that connects and disconnects
+        in a loop adds no entries.
+        """
+        if connection.awaiting_connect:
+            return
+        connection.awaiting_connect = True
+        deadline = self._loop.time() + self.connect_timeout
+        self._connects.append((deadline, weakref.ref(connection)))
+        self._due_by(deadline)
+
+    def _due_by(self, deadline: float) -> None:
+        """Have the task running and awake by ``deadline``."""
         if self._task is None:
             self._task = self._loop.create_task(self._run())
-        elif now + min(self.interval, self.connect_timeout) < self._sleeping_until and self._wake is not None:
+        elif deadline < self._sleeping_until and self._wake is not None and not self._wake.done():
             # The task sleeps until a later deadline (the queues were empty
             # but for it): wake it to take this one into account.
-            if not self._wake.done():
-                self._wake.set_result(None)
+            self._wake.set_result(None)
 
     async def _run(self) -> None:
         loop = self._loop
@@ -96,7 +115,7 @@ class Heartbeat:
             connection = ref()
             if connection is None or connection.closed:
                 continue
-            number = connection.send_ping()
+            number = connection.heartbeat_ping()
             pongs.append((now + self.timeout, ref, number))
             pings.append((now + self.interval, ref))
 
@@ -113,7 +132,10 @@ class Heartbeat:
         while connects and connects[0][0] <= now:
             _, ref = connects.popleft()
             connection = ref()
-            if connection is not None and not connection.closed and not connection.namespaces_joined:
+            if connection is None:
+                continue
+            connection.awaiting_connect = False
+            if not connection.closed and not connection.namespaces_joined:
                 connection.expire("no namespace connected in time")
 
 

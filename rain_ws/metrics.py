@@ -50,6 +50,7 @@ class Metrics:
         self.reaped = 0
         self.refused = 0
         self.slow_closed = 0
+        self.flood_closed = 0
         self.channels: dict[str, ChannelStats] = {}
 
     def channel(self, name: str) -> ChannelStats:
@@ -75,6 +76,11 @@ def _families(idle_connections: int) -> Iterator[Any]:
     yield CounterMetricFamily("rain_ws_refused", "Connections refused at MAX_CONNECTIONS.", value=metrics.refused)
     yield CounterMetricFamily(
         "rain_ws_slow_closed", "Connections closed for not reading (MAX_UNREAD_BYTES).", value=metrics.slow_closed
+    )
+    yield CounterMetricFamily(
+        "rain_ws_flood_closed",
+        "Connections closed for sending faster than their listeners (MAX_QUEUED_EVENTS, MAX_QUEUED_BYTES).",
+        value=metrics.flood_closed,
     )
     sockets = GaugeMetricFamily("rain_ws_sockets", "Connected sockets per channel.", labels=["channel"])
     events_in = CounterMetricFamily("rain_ws_events_in", "Events received per channel.", labels=["channel"])

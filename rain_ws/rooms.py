@@ -19,7 +19,7 @@ import hashlib
 import logging
 import secrets
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,21 @@ logger = logging.getLogger("rain_ws")
 
 #: Longest room name accepted.
 MAX_ROOM_LENGTH = 200
+
+#: Seconds a join waits for the channel layer before going on without it
+#: (the join is then finished, or retried, in the background).
+LAYER_WAIT = 1.0
+
+#: Most layer messages a process holds while the channel layer is slow or
+#: down; past it the oldest are dropped (and counted as undelivered).
+MAX_OUTGOING = 10_000
+
+#: A socket id is the process id (8 hex digits), "-", then 16 random
+#: URL-safe characters: it names its process, so emits to it can find it.
+_PROCESS_ID_BYTES = 4
+_SOCKET_ID_RANDOM_BYTES = 12
+_SOCKET_ID_LENGTH = 2 * _PROCESS_ID_BYTES + 1 + 16
+_HEX = frozenset("0123456789abcdef")
 
 _MESSAGE = "rain_ws.frames"
 _END_SESSION = "rain_ws.end_session"
@@ -70,14 +85,51 @@ def session_hash(session_key: str) -> str:
     return _digest("session", session_key)
 
 
-def check_room(room: Any) -> str:
-    """A valid room name, or a RainError saying what is wrong with it."""
+def new_socket_id(process_id: str) -> str:
+    """A new socket id of the process ``process_id``."""
+    return f"{process_id}-{secrets.token_urlsafe(_SOCKET_ID_RANDOM_BYTES)}"
+
+
+def is_socket_id(name: str) -> bool:
+    """Whether ``name`` has the shape of a socket id (of any process)."""
+    return (
+        len(name) == _SOCKET_ID_LENGTH
+        and name[2 * _PROCESS_ID_BYTES] == "-"
+        and _HEX.issuperset(name[: 2 * _PROCESS_ID_BYTES])
+    )
+
+
+def process_of(socket_id: str) -> str:
+    """The id of the process that holds the socket ``socket_id``."""
+    return socket_id[: 2 * _PROCESS_ID_BYTES]
+
+
+def check_target(room: Any) -> str:
+    """A valid room name or socket id to emit to, or a RainError saying what is wrong with it."""
     if not isinstance(room, str):
         raise RainError(f"a room name must be a string, not {type(room).__name__}", "invalid_room")
     if not room:
         raise RainError("a room name must not be empty", "invalid_room")
     if len(room) > MAX_ROOM_LENGTH:
         raise RainError(f"a room name must be at most {MAX_ROOM_LENGTH} characters", "invalid_room")
+    return room
+
+
+def check_room(room: Any) -> str:
+    """
+    A room name a socket may join, or a RainError saying why not.
+
+    A socket id is a socket's private address, not a room: a name shaped like
+    one is refused whatever socket it names, so no socket can ever receive
+    what is sent to another one by id.
+    """
+    check_target(room)
+    if is_socket_id(room):
+        raise RainError(
+            "a room name must not look like a socket id (8 hex digits, '-', 16 characters): "
+            "a socket's own address cannot be joined",
+            "invalid_room",
+        )
     return room
 
 
@@ -101,13 +153,17 @@ class Hub:
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.process_id = secrets.token_hex(4)
+        self.process_id = secrets.token_hex(_PROCESS_ID_BYTES)
         self.layer = _usable_layer()
         self.sockets: dict[str, dict[str, Socket]] = {}
         self.rooms: dict[str, dict[str, set[Socket]]] = {}
         self.sessions: dict[str, set[SocketIOConsumer]] = {}
         self.groups: set[str] = set()
         self.undelivered = 0
+        # Layer messages waiting to be sent, in order, by one sender task, so
+        # no emit waits on a slow or stalled layer: (groups, message, done).
+        self._outgoing: deque[tuple[list[str], dict[str, Any], asyncio.Future[None] | None]] = deque()
+        self._sender: asyncio.Task[None] | None = None
         # Ids of recent messages sent to several groups, which reach a
         # process once per group it is in: deliver the first copy only.
         self._seen: OrderedDict[str, None] = OrderedDict()
@@ -126,7 +182,7 @@ class Hub:
 
     def new_socket_id(self) -> str:
         """A socket id that names this process, so emits to it can find it."""
-        return f"{self.process_id}-{secrets.token_urlsafe(12)}"
+        return new_socket_id(self.process_id)
 
     async def add_socket(self, socket: Socket) -> None:
         self.sockets.setdefault(socket.channel, {})[socket.id] = socket
@@ -149,9 +205,9 @@ class Hub:
         self.rooms.setdefault(socket.channel, {}).setdefault(room, set()).add(socket)
         await self._join_group(room_group(socket.channel, room))
 
-    async def leave(self, socket: Socket, room: str) -> None:
+    def leave(self, socket: Socket, room: str) -> None:
         if room in socket.rooms and self._leave_locally(socket, room):
-            await self._leave_group(room_group(socket.channel, room))
+            self._leave_group_soon(room_group(socket.channel, room))
 
     def _leave_locally(self, socket: Socket, room: str) -> bool:
         """Take a socket out of a room; True when the room became empty here."""
@@ -191,15 +247,22 @@ class Hub:
         args: Iterable[Any],
         rooms: Iterable[str] = (),
         exclude: str | None = None,
+        wait: bool = False,
     ) -> None:
         """
         Emit to every socket of ``channel``, or of ``rooms`` (room names or
         socket ids) when given, in every process; ``exclude`` is a socket id
         left out (the sender).
+
+        This process's sockets get it at once. Other processes get it through
+        the channel layer, in the background, so a slow or stalled layer never
+        delays local delivery or the sender's ack; ``wait`` waits until the
+        layer has taken it (or failed to), for callers whose event loop may
+        end right after (a management command).
         """
         text, buffers = protocol.encode_packet(protocol.EVENT, channel, [event, *args])
         rooms = list(rooms)
-        await self.deliver(channel, text, buffers, rooms, exclude)
+        self.deliver(channel, text, buffers, rooms, exclude)
         if self.layer is None:
             return
         groups = self._groups_for(channel, rooms)
@@ -213,7 +276,7 @@ class Hub:
             "text": text,
             "buffers": buffers,
         }
-        await self._send_to_groups(groups, message)
+        await self._publish(groups, message, wait)
 
     @staticmethod
     def _groups_for(channel: str, rooms: list[str]) -> list[str]:
@@ -221,17 +284,19 @@ class Hub:
             return [channel_group(channel)]
         groups = []
         for room in rooms:
-            groups.append(room_group(channel, room))
-            if _is_socket_id(room):
-                # Also the process holding that socket (a room may share the
-                # name: copies are delivered once, by message id).
-                groups.append(process_group(room[:8]))
+            # A socket id reaches only the process holding that socket, and
+            # a room only its group: the two never share a name.
+            groups.append(process_group(process_of(room)) if is_socket_id(room) else room_group(channel, room))
         return list(dict.fromkeys(groups))
 
-    async def deliver(
+    def deliver(
         self, channel: str, text: str, buffers: list[bytes], rooms: list[str], exclude: str | None
     ) -> None:
-        """Send encoded frames to this process's sockets of ``channel`` (or ``rooms``)."""
+        """
+        Send encoded frames to this process's sockets of ``channel`` (or of
+        ``rooms``: room names and socket ids). One receiver that fails (it
+        went away meanwhile) never stops the others from getting it.
+        """
         local = self.sockets.get(channel)
         if not local:
             return
@@ -239,26 +304,29 @@ class Hub:
             channel_rooms = self.rooms.get(channel, {})
             targets: set[Socket] = set()
             for room in rooms:
-                targets.update(channel_rooms.get(room, ()))
-                socket = local.get(room)
-                if socket is not None:
-                    targets.add(socket)
+                if is_socket_id(room):
+                    socket = local.get(room)
+                    if socket is not None:
+                        targets.add(socket)
+                else:
+                    targets.update(channel_rooms.get(room, ()))
         else:
             targets = set(local.values())
         for socket in targets:
             if socket.id != exclude:
                 try:
                     socket.send_frames(text, buffers)
-                except ValueError as error:  # empty bytes through daphne
+                except Exception as error:
                     logger.warning("%r: broadcast not sent: %s", socket, error)
 
-    async def end_session(self, key_hash: str) -> None:
+    async def end_session(self, key_hash: str, wait: bool = False) -> None:
         """Tell every connection of a session, in every process, that it ended."""
-        await self._end_session_locally(key_hash)
+        self._end_session_locally(key_hash)
         if self.layer is not None:
-            await self._send_to_groups([_ALL], {"type": _END_SESSION, "origin": self.process_id, "session": key_hash})
+            message = {"type": _END_SESSION, "origin": self.process_id, "session": key_hash}
+            await self._publish([_ALL], message, wait)
 
-    async def _end_session_locally(self, key_hash: str) -> None:
+    def _end_session_locally(self, key_hash: str) -> None:
         for connection in list(self.sessions.pop(key_hash, ())):
             connection.end_session()
 
@@ -267,17 +335,20 @@ class Hub:
     async def _join_group(self, group: str) -> None:
         """
         Have this process's channel in ``group``; return once the layer has
-        it (or has failed to: then it is retried in the background).
+        it, has failed to (it is then retried in the background), or after
+        ``LAYER_WAIT`` seconds of a layer that does not answer (the join goes
+        on in the background): a stalled layer delays a join by at most that.
         """
-        if group in self.groups:
-            pending = self._joining.get(group)
-            if pending is not None:
-                await asyncio.shield(pending)
-            return
-        self.groups.add(group)
-        if self.layer is None:
-            return
-        done = self._joining[group] = self.loop.create_future()
+        if group not in self.groups:
+            self.groups.add(group)
+            if self.layer is None:
+                return
+            self._joining[group] = self.loop.create_task(self._add_group(group))
+        pending = self._joining.get(group)
+        if pending is not None:
+            await asyncio.wait((pending,), timeout=LAYER_WAIT)
+
+    async def _add_group(self, group: str) -> None:
         try:
             await self._start()
             await self.layer.group_add(group, self._channel_name)
@@ -288,7 +359,6 @@ class Hub:
                 self._retrying = self.loop.create_task(self._retry_joins())
         finally:
             del self._joining[group]
-            done.set_result(None)
 
     async def _retry_joins(self) -> None:
         delay = 0.5
@@ -330,18 +400,48 @@ class Hub:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send_to_groups(self, groups: list[str], message: dict[str, Any]) -> None:
-        for group in groups:
-            try:
-                await self.layer.group_send(group, message)
-            except Exception as error:
-                self.undelivered += 1
-                logger.error(
-                    "channel layer unavailable: an emit did not reach other processes "
-                    "(%d so far): %s",
-                    self.undelivered,
-                    error,
-                )
+    async def _publish(self, groups: list[str], message: dict[str, Any], wait: bool) -> None:
+        """
+        Queue ``message`` for ``groups``; the sender task sends queued
+        messages in order. Past ``MAX_OUTGOING`` queued (a layer that stalls),
+        the oldest is dropped, so memory stays bounded.
+        """
+        done = self.loop.create_future() if wait else None
+        outgoing = self._outgoing
+        if len(outgoing) >= MAX_OUTGOING:
+            _, _, dropped = outgoing.popleft()
+            if dropped is not None and not dropped.done():
+                dropped.set_result(None)
+            self._undelivered(f"over {MAX_OUTGOING} messages waiting for the layer")
+        outgoing.append((groups, message, done))
+        if self._sender is None:
+            self._sender = self.loop.create_task(self._send_outgoing())
+        if done is not None:
+            await done
+
+    async def _send_outgoing(self) -> None:
+        outgoing = self._outgoing
+        try:
+            while outgoing:
+                groups, message, done = outgoing.popleft()
+                try:
+                    for group in groups:
+                        await self.layer.group_send(group, message)
+                except Exception as error:
+                    self._undelivered(str(error))
+                finally:
+                    if done is not None and not done.done():
+                        done.set_result(None)
+        finally:
+            self._sender = None
+
+    def _undelivered(self, reason: str) -> None:
+        self.undelivered += 1
+        logger.error(
+            "channel layer unavailable: an emit did not reach other processes (%d so far): %s",
+            self.undelivered,
+            reason,
+        )
 
     async def _start(self) -> None:
         """Make this process's layer channel and start reading it, once."""
@@ -405,11 +505,11 @@ class Hub:
                 delay = min(delay * 2, 5.0)
                 continue
             try:
-                await self._on_message(message)
+                self._on_message(message)
             except Exception:
                 logger.exception("could not deliver a channel layer message")
 
-    async def _on_message(self, message: dict[str, Any]) -> None:
+    def _on_message(self, message: dict[str, Any]) -> None:
         if message.get("origin") == self.process_id:
             return  # delivered locally when it was sent
         kind = message.get("type")
@@ -421,15 +521,11 @@ class Hub:
                 self._seen[message_id] = None
                 if len(self._seen) > 1024:
                     self._seen.popitem(last=False)
-            await self.deliver(
+            self.deliver(
                 message["channel"], message["text"], list(message["buffers"]), message["rooms"], message["exclude"]
             )
         elif kind == _END_SESSION:
-            await self._end_session_locally(message["session"])
-
-
-def _is_socket_id(name: str) -> bool:
-    return len(name) == 25 and name[8] == "-" and all(c in "0123456789abcdef" for c in name[:8])
+            self._end_session_locally(message["session"])
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
@@ -451,7 +547,7 @@ async def abroadcast(channel: str, event: str, *args: Any, room: str | None = No
 
     Call it from async code: an async view, a consumer, a task.
     """
-    await current_hub().emit(channel, event, args, [check_room(room)] if room is not None else ())
+    await current_hub().emit(channel, event, args, [check_target(room)] if room is not None else (), wait=True)
 
 
 def broadcast(channel: str, event: str, *args: Any, room: str | None = None) -> None:
@@ -475,7 +571,7 @@ def end_session_everywhere(session_key: str) -> None:
 
 
 async def _end_session(key_hash: str) -> None:
-    await current_hub().end_session(key_hash)
+    await current_hub().end_session(key_hash, wait=True)
 
 
 def _run_sync(function: Any, *args: Any, **kwargs: Any) -> None:

@@ -25,7 +25,7 @@ from django.db import close_old_connections
 from . import protocol
 from .exceptions import AckTimeout, RainError, SocketDisconnected
 from .metrics import metrics
-from .rooms import check_room, current_hub
+from .rooms import check_room, check_target, current_hub
 from .sessions import (
     SESSION_EXPIRED,
     SESSION_UNAVAILABLE,
@@ -50,6 +50,10 @@ Listener = Callable[..., Any]
 
 #: Seconds between the CONNECT reply and the handlers' start (see _connect).
 CONNECT_FLUSH_DELAY = 0.001
+
+
+class QueueFull(Exception):
+    """A socket's queue of unhandled events is over its bound."""
 
 
 class Ack:
@@ -93,7 +97,7 @@ class Emitter:
         self._rooms = rooms
 
     def to(self, room: str) -> Emitter:
-        return Emitter(self._socket, (*self._rooms, check_room(room)))
+        return Emitter(self._socket, (*self._rooms, check_target(room)))
 
     async def emit(self, event: str, *args: Any) -> None:
         if not isinstance(event, str) or event in protocol.RESERVED_EVENTS:
@@ -125,6 +129,7 @@ class Socket:
         "_listeners",
         "_next_ack",
         "_queue",
+        "_queued_bytes",
         "_read_only_reason",
         "_session_key",
         "_stats",
@@ -155,7 +160,8 @@ class Socket:
         self._connection = connection
         self._listeners: dict[Any, tuple[Listener, bool]] = {}
         self._disconnect_listeners: list[tuple[Listener, bool]] = []
-        self._queue: deque[protocol.Packet] | None = None  # made at the first event
+        self._queue: deque[tuple[protocol.Packet, int]] | None = None  # made at the first event
+        self._queued_bytes = 0
         self._worker: asyncio.Task[None] | None = None
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         self._next_ack = 0
@@ -251,8 +257,8 @@ class Socket:
 
     async def leave(self, room: str) -> None:
         """Take the socket out of ``room``."""
-        check_room(room)
-        await self._hub.leave(self, room)
+        check_target(room)
+        self._hub.leave(self, room)
 
     def to(self, room: str) -> Emitter:
         """
@@ -260,7 +266,7 @@ class Socket:
         but this socket: ``await socket.to("lobby").emit("news", data)``.
         Chain ``.to()`` to reach several rooms; each socket gets it once.
         """
-        return Emitter(self, (check_room(room),))
+        return Emitter(self, (check_target(room),))
 
     @property
     def broadcast(self) -> Emitter:
@@ -281,13 +287,29 @@ class Socket:
 
     # -- driven by the connection ----------------------------------------
 
-    def receive(self, packet: protocol.Packet) -> None:
-        """Queue an incoming event; it is handled after those before it."""
-        if self._queue is None:
-            self._queue = deque()
-        self._queue.append(packet)
+    def receive(self, packet: protocol.Packet, size: int) -> int:
+        """
+        Queue an incoming event of ``size`` bytes; it is handled after those
+        before it. Return how many events are now queued, or raise
+        :class:`QueueFull` when the queue is over ``MAX_QUEUED_EVENTS`` or
+        ``MAX_QUEUED_BYTES``: a client that sends faster than its listeners
+        handle would otherwise grow the server's memory without bound.
+        """
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        settings = self._connection.settings
+        self._queued_bytes += size
+        if len(queue) >= settings.MAX_QUEUED_EVENTS:
+            raise QueueFull(f"over MAX_QUEUED_EVENTS ({settings.MAX_QUEUED_EVENTS}) events queued on {self.channel}")
+        if self._queued_bytes > settings.MAX_QUEUED_BYTES:
+            raise QueueFull(
+                f"over MAX_QUEUED_BYTES ({settings.MAX_QUEUED_BYTES}) bytes of events queued on {self.channel}"
+            )
+        queue.append((packet, size))
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._work())
+        return len(queue)
 
     def start(self) -> None:
         """Authorize, answer the CONNECT and run the handlers, ahead of any event."""
@@ -314,6 +336,7 @@ class Socket:
             self._hub.remove_socket(self)
         if self._queue is not None:
             self._queue.clear()
+            self._queued_bytes = 0
         worker, self._worker = self._worker, None
         if worker is not None and worker is not asyncio.current_task():
             worker.cancel()
@@ -341,7 +364,14 @@ class Socket:
                 return
             queue = self._queue
             while queue and not self._gone:
-                await self._handle(queue.popleft())
+                packet, size = queue.popleft()
+                self._queued_bytes -= size
+                await self._handle(packet)
+                if queue:
+                    # Let the other connections' work run between this
+                    # socket's queued events: a listener that never awaits
+                    # must not hold the event loop for a whole backlog.
+                    await asyncio.sleep(0)
         finally:
             if asyncio.current_task() is self._worker:
                 self._worker = None

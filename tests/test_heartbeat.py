@@ -12,10 +12,11 @@ class Connection:
         self.closed = False
         self.pongs = 0
         self.namespaces_joined = True
+        self.awaiting_connect = False
         self.pings: list[float] = []
         self.expired: list[str] = []
 
-    def send_ping(self) -> int:
+    def heartbeat_ping(self) -> int:
         self.pings.append(asyncio.get_running_loop().time())
         self.pongs += 1  # answers at once
         return len(self.pings)
@@ -41,7 +42,7 @@ async def test_a_connection_added_while_the_task_sleeps_long_is_pinged_on_time()
 
 
 class Silent(Connection):
-    def send_ping(self) -> int:
+    def heartbeat_ping(self) -> int:
         self.pings.append(asyncio.get_running_loop().time())
         return len(self.pings)  # never answers
 
@@ -61,6 +62,20 @@ async def test_no_connect_in_time_expires_the_connection():
     heartbeat.add(lonely)
     await asyncio.sleep(0.15)
     assert lonely.expired == ["no namespace connected in time"]
+
+
+async def test_a_connection_that_left_every_namespace_must_connect_again_in_time():
+    heartbeat = Heartbeat(interval=10, timeout=10, connect_timeout=0.05)
+    connection = Connection()
+    heartbeat.add(connection)
+    await asyncio.sleep(0.1)
+    assert connection.expired == []
+    connection.namespaces_joined = False
+    heartbeat.expect_connect(connection)
+    heartbeat.expect_connect(connection)  # one deadline at a time
+    assert len(heartbeat._connects) == 1
+    await asyncio.sleep(0.15)
+    assert connection.expired == ["no namespace connected in time"]
 
 
 async def test_connections_that_went_away_are_not_kept_alive():

@@ -231,17 +231,27 @@ async def test_emit_to_a_socket_id_in_another_process(cluster: Cluster, clients:
     assert local_bystander.texts("whispered") == []
 
 
-async def test_a_room_named_like_a_socket_id_is_still_a_room(cluster: Cluster, clients: Clients) -> None:
-    # Socket ids are "<8 hex digits>-<16 characters>"; a room may be named so too.
-    room = f"{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:16]}"
-    sender = await clients.connect("sender", cluster.first, room)
-    local_member = await clients.connect("local member", cluster.first, room)
-    remote_member = await clients.connect("remote member", cluster.second, room)
+async def test_no_socket_can_join_another_sockets_private_address(cluster: Cluster, clients: Clients) -> None:
+    # The attack: join a room named after the victim's socket id, to read what
+    # others whisper to it and to pass `room in socket.rooms` checks.
+    victim = await clients.connect("victim", cluster.first)
+    local_attacker = await clients.connect("local attacker", cluster.first)
+    remote_attacker = await clients.connect("remote attacker", cluster.second)
+    friend = await clients.connect("friend", cluster.second)
 
-    await sender.call("say", room, "hello")
+    for attacker in (local_attacker, remote_attacker):
+        error, result = await attacker.sio.call("join", (victim.sid,), namespace=ROOM, timeout=WAIT)
+        assert error["code"] == "invalid_room" and "socket id" in error["message"], error
+        assert await attacker.call("rooms") == []
 
-    await local_member.wait_for("said", "hello", sender.sid)
-    await remote_member.wait_for("said", "hello", sender.sid)
+    await friend.call("whisper", victim.sid, "for the victim only")
+    await victim.wait_for("whispered", "for the victim only", friend.sid)
+    await friend.call("whisper", remote_attacker.sid, "marker")
+    await remote_attacker.wait_for("whispered", "marker", friend.sid)
+    await friend.call("whisper", local_attacker.sid, "marker")
+    await local_attacker.wait_for("whispered", "marker", friend.sid)
+    assert local_attacker.texts("whispered") == ["marker"]
+    assert remote_attacker.texts("whispered") == ["marker"]
 
 
 async def test_broadcast_reaches_every_socket_of_the_channel_in_both_processes(
