@@ -11,8 +11,11 @@ session ended over HTTP must end the sockets using it.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import shutil
 import sqlite3
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from collections.abc import AsyncIterator, Iterator
@@ -28,6 +31,7 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from yarl import URL
 
+from rain_ws.sessions import LOCK_WAIT, lock_file
 from tests.support.node import requires_node, run_node
 from tests.support.servers import Server, run_server
 
@@ -433,7 +437,7 @@ async def test_session_evicted_from_the_cache_ends_the_socket(cache_backend_serv
         assert await sockets.call(MEMO, "read", "visits") == (None, 1)
         # Gone from the cache (and, for cached_db, from the database), as
         # after an eviction or a restart: nothing tells the server.
-        for entry in cache.iterdir():
+        for entry in cache.glob("*.djcache"):
             entry.unlink()
         if backend == "cached_db":
             await sync_to_async(Session.objects.filter(session_key=browser.session_key).update)(
@@ -444,6 +448,90 @@ async def test_session_evicted_from_the_cache_ends_the_socket(cache_backend_serv
     finally:
         await sockets.close()
         await browser.close()
+
+
+# -- concurrent saves on every backend a socket can write --------------------
+
+CONCURRENT_SOCKETS = 5
+WRITES_EACH = 100
+
+
+@pytest.fixture(params=["db", "cached_db", "cache", "cache_locmem", "file"])
+def writable_backend_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """
+    The test project on daphne with each session backend a socket can write:
+    ``cache`` is the file-based cache of ``settings_cache``, ``cache_locmem``
+    a local-memory cache (one process, read back over HTTP).
+    """
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    env = {"RAIN_WS_TEST_CACHE": str(tmp_path / "cache"), "RAIN_WS_TEST_SESSION_FILES": str(sessions)}
+    settings_module = "tests.project.settings" if request.param == "db" else f"tests.project.settings_{request.param}"
+    with run_server(settings=settings_module, env=env) as server:
+        yield server
+
+
+async def test_concurrent_socket_saves_lose_nothing(writable_backend_server: Server) -> None:
+    """
+    Sockets of one session each write their own key, all at once. Each save
+    applies its key to the session as stored, under the backend's lock, so
+    no save puts back another's older value: every key ends at its last
+    value, and no write is refused.
+    """
+    server = writable_backend_server
+    browser = Browser(server)
+    sockets = [Sockets() for _ in range(CONCURRENT_SOCKETS)]
+    try:
+        await browser.visit()
+        for each in sockets:
+            await each.connect(server, MEMO, cookie=browser.cookie)
+
+        async def write_all(each: Sockets, key: str) -> list[Any]:
+            answers = [await each.call(MEMO, "write", key, value) for value in range(WRITES_EACH)]
+            return [answer for answer in answers if answer != (None, True)]
+
+        refused = await asyncio.gather(*(write_all(each, f"K{n}") for n, each in enumerate(sockets)))
+        assert refused == [[]] * CONCURRENT_SOCKETS
+        final = {f"K{n}": await browser.get(f"K{n}") for n in range(CONCURRENT_SOCKETS)}
+        assert final == {f"K{n}": WRITES_EACH - 1 for n in range(CONCURRENT_SOCKETS)}
+        assert await browser.get("visits") == 1
+    finally:
+        for each in sockets:
+            await each.close()
+        await browser.close()
+    assert not records(server, "session store unavailable"), server.log()
+
+
+async def test_cache_session_lock_not_had_gives_session_unavailable(tmp_path: Path) -> None:
+    """
+    A save that cannot lock its session within the wait (here the test
+    holds the lock) writes nothing, and the event is acked with
+    ``session_unavailable``; the socket stays, and saves once the lock is free.
+    """
+    with run_server(settings="tests.project.settings_cache", env={"RAIN_WS_TEST_CACHE": str(tmp_path)}) as server:
+        browser = Browser(server)
+        sockets = Sockets()
+        try:
+            await browser.visit()
+            await sockets.connect(server, MEMO, cookie=browser.cookie)
+            assert await sockets.call(MEMO, "write", "color", "red") == (None, True)
+            path = lock_file(str(tmp_path), browser.session_key)
+            descriptor = os.open(path, os.O_RDWR)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+                started = time.monotonic()
+                assert await sockets.call(MEMO, "write", "color", "blue") == (SESSION_UNAVAILABLE, None)
+                assert time.monotonic() - started >= LOCK_WAIT
+                assert await sockets.call(MEMO, "read", "color") == (None, "red")
+            finally:
+                os.close(descriptor)
+            assert await sockets.call(MEMO, "write", "color", "blue") == (None, True)
+            assert await browser.get("color") == "blue"
+        finally:
+            await sockets.close()
+            await browser.close()
+        assert len(records(server, "session not saved: its lock")) == 1, server.log()
+        assert len(records(server, "session store unavailable: SessionLockTimeout")) == 1, server.log()
 
 
 @pytest.fixture(scope="module")
