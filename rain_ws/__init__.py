@@ -8,7 +8,7 @@ them at start-up and serves each as the channel
 
 from .exceptions import AckTimeout, RainError, SocketDisconnected
 from .registry import channel
-from .rooms import abroadcast, broadcast
+from .runtime import abroadcast, broadcast
 from .socket import Ack, Socket
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AckTimeout", "RainError", "SocketDisconnected"]
+__all__ = ["AckTimeout", "ConnectRefused", "RainError", "SocketDisconnected"]
 
 
 class RainError(Exception):
@@ -32,3 +32,15 @@ class AckTimeout(TimeoutError):
 
 class SocketDisconnected(ConnectionError):
     """The socket went away while the server was waiting for its ack."""
+
+
+class ConnectRefused(Exception):
+    """
+    A namespace CONNECT is refused: the client gets a CONNECT_ERROR whose
+    ``message`` says why and whose ``data.code`` a program can act on.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

@@ -10,6 +10,9 @@ hold them, and one task per event loop sleeps until the earliest. That costs
 no timer and no task per connection. The queues hold connections weakly, so
 a connection that goes away is freed at once and skipped when its entry
 comes due.
+
+A heartbeat made with a ``clock`` of its own runs no task: whoever made it
+calls :meth:`Heartbeat.tick` (the unit tests, with a clock they move).
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Heartbeat", "heartbeat_for"]
+__all__ = ["Beating", "Heartbeat"]
 
 
 class Beating(Protocol):
@@ -39,11 +43,15 @@ Ref = weakref.ReferenceType
 
 
 class Heartbeat:
-    def __init__(self, interval: float, timeout: float, connect_timeout: float) -> None:
+    def __init__(
+        self, interval: float, timeout: float, connect_timeout: float, clock: Callable[[], float] | None = None
+    ) -> None:
         self.interval = interval
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        self._manual = clock is not None
         self._loop = asyncio.get_running_loop()
+        self._clock = clock or self._loop.time
         # (deadline, connection) and (deadline, connection, ping number), in
         # deadline order.
         self._pings: deque[tuple[float, Ref[Beating]]] = deque()
@@ -55,7 +63,7 @@ class Heartbeat:
 
     def add(self, connection: Beating) -> None:
         """Start the heartbeat and the CONNECT deadline of a new connection."""
-        now = self._loop.time()
+        now = self._clock()
         ref = weakref.ref(connection)
         self._pings.append((now + self.interval, ref))
         connection.awaiting_connect = True
@@ -72,12 +80,14 @@ class Heartbeat:
         if connection.awaiting_connect:
             return
         connection.awaiting_connect = True
-        deadline = self._loop.time() + self.connect_timeout
+        deadline = self._clock() + self.connect_timeout
         self._connects.append((deadline, weakref.ref(connection)))
         self._due_by(deadline)
 
     def _due_by(self, deadline: float) -> None:
         """Have the task running and awake by ``deadline``."""
+        if self._manual:
+            return
         if self._task is None:
             self._task = self._loop.create_task(self._run())
         elif deadline < self._sleeping_until and self._wake is not None and not self._wake.done():
@@ -88,15 +98,11 @@ class Heartbeat:
     async def _run(self) -> None:
         loop = self._loop
         try:
-            while self._pings or self._pongs or self._connects:
-                now = loop.time()
-                self._due_connects(now)
-                self._due_pongs(now)
-                self._due_pings(now)
-                heads = [queue[0][0] for queue in (self._pings, self._pongs, self._connects) if queue]
-                if not heads:
+            while True:
+                next_deadline = self.tick()
+                if next_deadline is None:
                     break
-                self._sleeping_until = min(heads)
+                self._sleeping_until = next_deadline
                 self._wake = wake = loop.create_future()
                 timer = loop.call_at(self._sleeping_until, _wake_up, wake)
                 try:
@@ -107,6 +113,15 @@ class Heartbeat:
                     self._sleeping_until = float("inf")
         finally:
             self._task = None
+
+    def tick(self) -> float | None:
+        """Act on every deadline that is due; return the next one (``None``: nothing left)."""
+        now = self._clock()
+        self._due_connects(now)
+        self._due_pongs(now)
+        self._due_pings(now)
+        heads = [queue[0][0] for queue in (self._pings, self._pongs, self._connects) if queue]
+        return min(heads) if heads else None
 
     def _due_pings(self, now: float) -> None:
         pings, pongs = self._pings, self._pongs
@@ -142,21 +157,3 @@ class Heartbeat:
 def _wake_up(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-_heartbeats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Heartbeat] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def heartbeat_for(interval: float, timeout: float, connect_timeout: float) -> Heartbeat:
-    """The heartbeat of the running event loop, made on first use."""
-    loop = asyncio.get_running_loop()
-    heartbeat = _heartbeats.get(loop)
-    if heartbeat is None or (heartbeat.interval, heartbeat.timeout, heartbeat.connect_timeout) != (
-        interval,
-        timeout,
-        connect_timeout,
-    ):
-        heartbeat = _heartbeats[loop] = Heartbeat(interval, timeout, connect_timeout)
-    return heartbeat

@@ -18,30 +18,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from .conf import RainSettings
 from .metrics import metrics
 
-if TYPE_CHECKING:
-    from .consumer import SocketIOConsumer
-
-__all__ = ["ConnectionTracker", "tracker_for"]
+__all__ = ["ConnectionTracker", "Tracked"]
 
 logger = logging.getLogger("rain_ws")
 
 
-class ConnectionTracker:
-    """Every WebSocket connection of one event loop (one server process)."""
+class Tracked(Protocol):
+    """What the tracker needs from a connection."""
 
-    def __init__(self, settings: RainSettings) -> None:
+    last_active: float
+
+    @property
+    def busy(self) -> bool: ...
+
+    def reap(self) -> None: ...
+
+
+class ConnectionTracker:
+    """
+    Every connection of one event loop (one server process).
+
+    ``clock`` replaces the event loop's clock (the unit tests move their own).
+    """
+
+    def __init__(self, settings: RainSettings, clock: Callable[[], float] | None = None) -> None:
         self.settings = settings
         self.reaping = settings.DISCONNECT_IDLE
         self._loop = asyncio.get_running_loop()
+        self._clock = clock or self._loop.time
         # Least recently active first, when reaping; insertion order otherwise.
-        self.connections: OrderedDict[SocketIOConsumer, None] = OrderedDict()
+        self.connections: OrderedDict[Tracked, None] = OrderedDict()
         self._reaper: asyncio.Task[None] | None = None
         self._refusals_unlogged = 0
         self._refusal_logged_at = float("-inf")
@@ -50,7 +63,7 @@ class ConnectionTracker:
     def __len__(self) -> int:
         return len(self.connections)
 
-    def admit(self, connection: SocketIOConsumer) -> bool:
+    def admit(self, connection: Tracked) -> bool:
         """
         Count a new connection in, unless ``MAX_CONNECTIONS`` is reached even
         after reaping idle ones (when the reaper is on).
@@ -62,18 +75,18 @@ class ConnectionTracker:
             if len(self.connections) >= limit:
                 self._refused()
                 return False
-        connection.last_active = self._loop.time()
+        connection.last_active = self._clock()
         self.connections[connection] = None
         if self.reaping and self._reaper is None:
             self._reaper = self._loop.create_task(self._run())
         return True
 
-    def remove(self, connection: SocketIOConsumer) -> None:
+    def remove(self, connection: Tracked) -> None:
         self.connections.pop(connection, None)
 
-    def touch(self, connection: SocketIOConsumer) -> None:
+    def touch(self, connection: Tracked) -> None:
         """Record activity: an event or ack in or out."""
-        connection.last_active = self._loop.time()
+        connection.last_active = self._clock()
         if connection in self.connections:
             self.connections.move_to_end(connection)
 
@@ -81,7 +94,7 @@ class ConnectionTracker:
         """How many connections have been idle for ``IDLE_TIME`` (reaper on only)."""
         if not self.reaping:
             return 0
-        cutoff = self._loop.time() - self.settings.IDLE_TIME
+        cutoff = self._clock() - self.settings.IDLE_TIME
         count = 0
         for connection in self.connections:
             if connection.last_active > cutoff:
@@ -97,7 +110,7 @@ class ConnectionTracker:
         connections = self.connections
         if not force and len(connections) < self.settings.DISCONNECT_IDLE_ON_MAX_CONN:
             return 0
-        cutoff = self._loop.time() - self.settings.IDLE_TIME
+        cutoff = self._clock() - self.settings.IDLE_TIME
         reaped = 0
         for _ in range(len(connections)):
             connection = next(iter(connections))
@@ -132,7 +145,7 @@ class ConnectionTracker:
         """Count a refusal; log refusals once per IDLE_CHECK_INTERVAL, not once each."""
         metrics.refused += 1
         self._refusals_unlogged += 1
-        wait = self._refusal_logged_at + self.settings.IDLE_CHECK_INTERVAL - self._loop.time()
+        wait = self._refusal_logged_at + self.settings.IDLE_CHECK_INTERVAL - self._clock()
         if wait <= 0:
             self._log_refusals()
         elif self._refusal_log_pending is None:
@@ -147,19 +160,5 @@ class ConnectionTracker:
                 self._refusals_unlogged,
                 self.settings.MAX_CONNECTIONS,
             )
-            self._refusal_logged_at = self._loop.time()
+            self._refusal_logged_at = self._clock()
             self._refusals_unlogged = 0
-
-
-_trackers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConnectionTracker] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def tracker_for(settings: RainSettings) -> ConnectionTracker:
-    """The tracker of the running event loop, made on first use."""
-    loop = asyncio.get_running_loop()
-    tracker = _trackers.get(loop)
-    if tracker is None or tracker.settings is not settings:
-        tracker = _trackers[loop] = ConnectionTracker(settings)
-    return tracker

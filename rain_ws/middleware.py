@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from .rooms import end_session_everywhere
+from .runtime import end_session_everywhere
 
 __all__ = ["SessionEndMiddleware"]
 

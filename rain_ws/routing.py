@@ -18,7 +18,7 @@ from typing import Any
 from django.urls import URLPattern, re_path
 
 from .conf import get_settings
-from .consumer import SocketIOConsumer
+from .transports.websocket import SocketIOConsumer
 from .registry import registry
 from .security import OriginValidator, refuse_handshake
 

@@ -1,60 +1,58 @@
 """
-Django sessions and users on sockets.
+The Django session's lifecycle on sockets, in the shape of Django's
+``SessionMiddleware``: bound at the CONNECT, loaded before each event, saved
+after it, and ended everywhere at logout.
 
 A WebSocket handshake carries the browser's session cookie, but no response
 ever carries one back, so a socket can read and update a session that exists
-and can never create one. The session and user are resolved once per
-connection, at the first namespace CONNECT, in one trip to a worker thread;
-channels that set ``use_session`` also reload the session before each event
-and save what the listener changed after it (:class:`SocketSession`).
+and can never create one. A connection resolves its session and user once,
+at its first namespace CONNECT, in one trip to a worker thread
+(:class:`ConnectionSession`). :func:`bind_session` applies the channel's
+policy at each CONNECT (``require_session``, ``login_required``,
+``use_session``); on ``use_session`` channels a :class:`BoundSession` then
+reloads the session before each event and saves what the listener changed
+after it. :class:`SessionIndex` finds a session's connections in this
+process, so that a logout anywhere reaches them at once. The stores
+themselves are read and written by :mod:`rain_ws.session_store`.
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import logging
-import os
-import random
-import secrets
-import time
 from collections.abc import Iterator, MutableMapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from django.apps import apps
-from django.conf import settings
-from django.contrib.sessions.backends.base import SessionBase, UpdateError
-from django.contrib.sessions.backends.cache import SessionStore as CacheSessionStore
-from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
-from django.contrib.sessions.backends.file import SessionStore as FileSessionStore
-from django.core.cache import BaseCache, caches
-from django.core.cache.backends.filebased import FileBasedCache
-from django.db import router, transaction
-from django.http import HttpRequest
+from django.conf import settings as django_settings
+from django.http.cookie import parse_cookie
 
-from .exceptions import RainError
+from .aio import run_sync
+from .exceptions import ConnectRefused, RainError
+from .layer import ALL_PROCESSES, LayerBridge, group_name
+from .session_store import (
+    Identity,
+    SessionExpired,
+    Unserializable,
+    is_signed_cookie_engine,
+    load_identity,
+    load_session,
+    save_session,
+)
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from .registry import Channel
 
 __all__ = [
     "SESSION_EXPIRED",
     "SESSION_UNAVAILABLE",
-    "Identity",
+    "BoundSession",
+    "ConnectionSession",
     "SessionExpired",
-    "SessionLockTimeout",
+    "SessionIndex",
+    "SessionUnavailable",
     "SocketSession",
-    "is_signed_cookie_engine",
-    "load_identity",
-    "load_session",
-    "lock_file",
-    "lock_key",
-    "save_session",
-    "store_failed",
-    "store_worked",
+    "bind_session",
+    "session_hash",
 ]
 
 logger = logging.getLogger("rain_ws")
@@ -64,49 +62,29 @@ SESSION_EXPIRED = {"message": "session expired", "code": "session_expired"}
 #: The ack error of an event whose session could not be read or written.
 SESSION_UNAVAILABLE = {"message": "session store unavailable", "code": "session_unavailable"}
 
-
-class SessionExpired(Exception):
-    """The socket's session was flushed, deleted or expired on the server."""
-
-
-class SessionLockTimeout(Exception):
-    """
-    A save could not take its session's lock within :data:`LOCK_WAIT`
-    seconds; the event is acked with :data:`SESSION_UNAVAILABLE`.
-    """
+#: The layer message that ends a session's connections in every process.
+END_SESSION = "rain_ws.end_session"
 
 
-#: How long a save waits for its session's lock (cache and file stores).
-LOCK_WAIT = 3.0
-#: How long a lock taken through the cache lives if its holder never releases
-#: it (a process killed mid-save): it bounds how long that session's saves
-#: fail. A save holds the lock for one read and one write of the session.
-LOCK_TIMEOUT = 10
-#: The lock key's prefix: followed by a hash of the session key, so that it
-#: never names a session's data (the cache backend's keys are
-#: ``django.contrib.sessions.cache<session key>``).
-LOCK_KEY_PREFIX = "rain_ws.session-lock:"
-#: The directory, beside the session files or in the file-based cache's
-#: directory, of the files whose ``flock`` locks sessions. A fixed number of
-#: files, each shared by the sessions that hash to it: one file per session
-#: could never be deleted safely (a waiter may hold it open).
-LOCK_DIRECTORY = "rain_ws-session-locks"
-LOCK_FILES = 64
+class SessionUnavailable(Exception):
+    """The session store failed (logged once until it works again)."""
 
 
-def _store_class() -> type[SessionBase]:
-    return import_module(settings.SESSION_ENGINE).SessionStore
+class Ending(Protocol):
+    """A connection that a session's end must reach."""
+
+    def end_session(self) -> None: ...
 
 
-def is_signed_cookie_engine() -> bool:
-    """Whether sessions live in the browser's cookie, where a socket cannot write."""
-    return settings.SESSION_ENGINE == "django.contrib.sessions.backends.signed_cookies"
+def session_hash(session_key: str) -> str:
+    """How a session is named between processes: never the key itself."""
+    return group_name("s", session_key)
 
 
 _store_failing = False
 
 
-def store_failed(error: Exception) -> None:
+def _store_failed(error: Exception) -> None:
     """Log a session store failure once, not once per event, until it recovers."""
     global _store_failing
     if not _store_failing:
@@ -114,219 +92,211 @@ def store_failed(error: Exception) -> None:
         logger.error("session store unavailable: %s: %s", type(error).__name__, error, exc_info=error)
 
 
-def store_worked() -> None:
+def _store_worked() -> None:
     global _store_failing
     if _store_failing:
         _store_failing = False
         logger.warning("session store available again")
 
 
-class Identity:
-    """The session and user of one connection, as of its first CONNECT."""
-
-    __slots__ = ("data", "live", "session", "session_key", "user")
-
-    def __init__(
-        self, session_key: str | None, session: SessionBase | None, data: dict[str, Any], live: bool, user: Any
-    ) -> None:
-        self.session_key = session_key
-        self.session = session
-        self.data = data
-        self.live = live
-        self.user = user
-
-
-def _anonymous() -> Any:
-    if apps.is_installed("django.contrib.auth"):
-        from django.contrib.auth.models import AnonymousUser
-
-        return AnonymousUser()
-    return None
-
-
-def load_identity(session_key: str | None) -> Identity:
-    """
-    Read the session named by the cookie, and its user (sync: call it in a
-    worker thread). A missing, expired or forged session is not live, and its
-    user is anonymous.
-    """
-    if not session_key:
-        return Identity(None, None, {}, False, _anonymous())
-    store = _store_class()(session_key)
-    data = store.load()
-    # A failed load clears the key (database and cache backends) or marks the
-    # store modified to issue a fresh cookie (signed cookies).
-    live = store.session_key is not None and not store.modified
-    if not live:
-        return Identity(session_key, None, {}, False, _anonymous())
-    store._session_cache = data  # type: ignore[attr-defined]
-    user = _anonymous()
-    if apps.is_installed("django.contrib.auth"):
-        from django.contrib.auth import get_user
-
-        request = HttpRequest()
-        request.session = store
-        # Django's own checks: the backend, the user still existing, and the
-        # session hash (a password change logs the session out).
-        user = get_user(request)
-        if store.session_key is None:  # get_user flushed a stale session
-            return Identity(session_key, None, {}, False, _anonymous())
-    return Identity(session_key, store, dict(data), True, user)
-
-
-def load_session(session_key: str) -> dict[str, Any]:
-    """The session's current data; raise SessionExpired if it has ended."""
-    store = _store_class()(session_key)
-    data = store.load()
-    if store.session_key is None or store.modified:
-        raise SessionExpired
-    return data
-
-
-def save_session(session_key: str, changed: dict[str, Any], deleted: set[str]) -> dict[str, Any]:
-    """
-    Apply a listener's changes to the session as stored now, and save it.
-
-    Only the keys the listener set or deleted are written, so a concurrent
-    request's changes to other keys survive. The session is locked from the
-    read to the write, so no other socket's save can slip in between: the
-    database backends lock the session's row, the cache backend takes a lock
-    through the session cache, and the file backend (and a file-based
-    session cache) ``flock`` a lock file, on systems that have it. A lock
-    not had within :data:`LOCK_WAIT` raises :class:`SessionLockTimeout`. The
-    session's expiry moves forward, as any save does. Return the data saved.
-    """
-    store = _store_class()(session_key)
-    if isinstance(store, DatabaseSessionStore):
-        model = store.model
-        with transaction.atomic(using=router.db_for_write(model)):
-            if not model.objects.select_for_update().filter(session_key=session_key).exists():
-                raise SessionExpired
-            return _apply_changes(store, changed, deleted)
-    with _session_lock(store, session_key):
-        return _apply_changes(store, changed, deleted)
-
-
-def _session_lock(store: SessionBase, session_key: str) -> AbstractContextManager[None]:
-    """The lock that keeps other saves of this session out, per backend."""
-    if isinstance(store, FileSessionStore):
-        if fcntl is None:
-            return nullcontext()
-        return _file_lock(store.storage_path, session_key)
-    if isinstance(store, CacheSessionStore):
-        cache = caches[settings.SESSION_CACHE_ALIAS]
-        if isinstance(cache, FileBasedCache) and fcntl is not None:
-            # Its add() is a check then a write, not atomic: two saves could
-            # both take the lock. Its files are on one machine: flock them.
-            return _file_lock(cache._dir, session_key)
-        return _cache_lock(cache, session_key)
-    return nullcontext()
-
-
-def _lock_name(session_key: str) -> str:
-    return hashlib.sha256(session_key.encode()).hexdigest()
-
-
-def _waited_too_long(deadline: float, what: str) -> bool:
-    if time.monotonic() < deadline:
-        return False
-    logger.warning("session not saved: its lock %s was held by other saves for over %s s", what, LOCK_WAIT)
-    return True
-
-
-def _pause(pause: float) -> float:
-    """Sleep about ``pause`` seconds (jittered, so waiters do not retry in step); return the next pause."""
-    time.sleep(pause * random.uniform(0.5, 1.0))
-    return min(pause * 2, 0.05)
-
-
-@contextmanager
-def _cache_lock(cache: BaseCache, session_key: str) -> Iterator[None]:
-    """
-    Hold the session's lock in ``cache``: ``add()`` stores the key only if it
-    is absent, atomically on the local-memory, Redis, Memcached and database
-    caches, so only one save at a time holds it.
-    """
-    key = lock_key(session_key)
-    token = secrets.token_hex(16)
-    deadline = time.monotonic() + LOCK_WAIT
-    pause = 0.002
-    while not cache.add(key, token, LOCK_TIMEOUT):
-        if _waited_too_long(deadline, f"(cache key {key})"):
-            raise SessionLockTimeout(f"session lock {key} not had within {LOCK_WAIT} s")
-        pause = _pause(pause)
+async def _in_store(function: Any, *args: Any) -> Any:
+    """Run a store call in a worker thread; its failures become :class:`SessionUnavailable`."""
     try:
-        yield
-    finally:
-        # Release the lock only if it is still ours: it may have expired
-        # (LOCK_TIMEOUT) and been taken by another save. Between the get and
-        # the delete it could still expire and be taken, and the delete then
-        # frees the other save's lock; that needs this save to have held the
-        # lock for all of LOCK_TIMEOUT already, when the lock has stopped
-        # protecting it anyway. Caches offer no compare-and-delete.
-        try:
-            if cache.get(key) == token:
-                cache.delete(key)
-        except Exception as error:
-            # The session is saved; the lock expires by itself.
-            logger.warning("session lock %s not released: %s: %s", key, type(error).__name__, error)
+        result = await run_sync(function, *args)
+    except (SessionExpired, Unserializable):
+        raise
+    except Exception as error:
+        _store_failed(error)
+        raise SessionUnavailable from error
+    _store_worked()
+    return result
 
 
-def lock_file(directory: str, session_key: str) -> str:
-    """The path of the file whose ``flock`` locks the session, for stores in ``directory``."""
-    stripe = int(_lock_name(session_key)[:8], 16) % LOCK_FILES
-    return os.path.join(directory, LOCK_DIRECTORY, f"{stripe:02x}.lock")
-
-
-def lock_key(session_key: str) -> str:
-    """The cache key of the session's lock, for stores in a cache."""
-    return LOCK_KEY_PREFIX + _lock_name(session_key)
-
-
-@contextmanager
-def _file_lock(directory: str, session_key: str) -> Iterator[None]:
+class SessionIndex:
     """
-    Hold an exclusive ``flock`` on the session's lock file in ``directory``.
-    Each save opens the file anew, so saves in threads of one process
-    exclude each other as saves in different processes do; the kernel
-    releases the lock when the file is closed, or its process dies.
+    The connections of each session in this process, by session hash, so
+    that a session's end (a logout, a flush) reaches them at once, here and,
+    through the channel layer, in every other process.
     """
-    path = lock_file(directory, session_key)
-    try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = time.monotonic() + LOCK_WAIT
-        pause = 0.002
-        while True:
+
+    def __init__(self, bridge: LayerBridge) -> None:
+        self.bridge = bridge
+        self.sessions: dict[str, set[Ending]] = {}
+        bridge.on(END_SESSION, self._on_end)
+
+    def add(self, key_hash: str, connection: Ending) -> None:
+        self.sessions.setdefault(key_hash, set()).add(connection)
+
+    def remove(self, key_hash: str, connection: Ending) -> None:
+        connections = self.sessions.get(key_hash)
+        if connections is not None:
+            connections.discard(connection)
+            if not connections:
+                del self.sessions[key_hash]
+
+    async def end(self, key_hash: str, wait: bool = False) -> None:
+        """End a session's connections in every process."""
+        self._end_here(key_hash)
+        if self.bridge.enabled:
+            await self.bridge.publish([ALL_PROCESSES], {"type": END_SESSION, "session": key_hash}, wait)
+
+    def end_soon(self, key_hash: str) -> None:
+        """:meth:`end`, from sync code on the event loop's thread."""
+        self._end_here(key_hash)
+        if self.bridge.enabled:
+            self.bridge.loop.create_task(self.end_elsewhere(key_hash))
+
+    async def end_elsewhere(self, key_hash: str) -> None:
+        await self.bridge.publish([ALL_PROCESSES], {"type": END_SESSION, "session": key_hash})
+
+    def _end_here(self, key_hash: str) -> None:
+        for connection in list(self.sessions.pop(key_hash, ())):
+            connection.end_session()
+
+    def _on_end(self, message: dict[str, Any]) -> None:
+        self._end_here(message["session"])
+
+
+class ConnectionSession:
+    """
+    The session of one connection: the one its handshake's cookie names,
+    read once, at the first CONNECT, and shared by its namespaces.
+    """
+
+    __slots__ = ("_ended", "_hash", "_index", "_resolving", "scope")
+
+    def __init__(self, scope: dict[str, Any], index: SessionIndex) -> None:
+        self.scope = scope
+        self._index = index
+        self._resolving: asyncio.Future[Identity] | None = None
+        self._hash: str | None = None
+        self._ended = False
+
+    def _cookie_key(self) -> str | None:
+        """The session key of the handshake's cookie (none once that session ended)."""
+        if self._ended:
+            return None
+        for name, value in self.scope.get("headers", ()):
+            if name == b"cookie":
+                return parse_cookie(value.decode("latin-1")).get(django_settings.SESSION_COOKIE_NAME)
+        return None
+
+    async def resolve(self, owner: Ending) -> Identity:
+        """
+        The connection's session and user (without I/O when the handshake
+        carried no session cookie); raise :class:`SessionUnavailable` when
+        the store fails. A live session registers ``owner`` in the index.
+        """
+        session_key = self._cookie_key()
+        if not session_key:
+            identity = load_identity(None)
+        else:
+            if self._resolving is None:
+                self._resolving = asyncio.ensure_future(_in_store(load_identity, session_key))
             try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if _waited_too_long(deadline, f"(file {path})"):
-                    raise SessionLockTimeout(f"session lock file {path} not locked within {LOCK_WAIT} s") from None
-                pause = _pause(pause)
-        yield
-    finally:
-        os.close(descriptor)  # releases the lock
+                # Shielded: a socket that goes away while waiting must not
+                # cancel the read another namespace's CONNECT waits for too.
+                identity = await asyncio.shield(self._resolving)
+            except SessionUnavailable:
+                self._resolving = None  # the next CONNECT tries again
+                raise
+        self.scope["session"] = identity.session
+        self.scope["user"] = identity.user
+        if identity.live and self._hash is None and not self._ended:
+            self._hash = session_hash(identity.session_key)  # type: ignore[arg-type]
+            self._index.add(self._hash, owner)
+        return identity
+
+    def end(self, owner: Ending) -> None:
+        """The session has ended: later CONNECTs of this connection have none."""
+        self._ended = True
+        self._resolving = None
+        self.close(owner)
+
+    def close(self, owner: Ending) -> None:
+        """The connection is gone: leave the index."""
+        if self._hash is not None:
+            self._index.remove(self._hash, owner)
+            self._hash = None
 
 
-def _apply_changes(store: SessionBase, changed: dict[str, Any], deleted: set[str]) -> dict[str, Any]:
-    data = store.load()
-    if store.session_key is None or store.modified:
-        raise SessionExpired
-    for key in deleted:
-        data.pop(key, None)
-    data.update(changed)
-    store.encode(data)  # raises before anything is written if a value cannot be serialized
-    store._session_cache = data  # type: ignore[attr-defined]
+async def bind_session(
+    connection_session: ConnectionSession, owner: Ending, channel: Channel
+) -> tuple[Any, SocketSession, BoundSession | None]:
+    """
+    Apply ``channel``'s session policy to a CONNECT: return the socket's
+    user, its ``socket.session``, and on ``use_session`` channels the
+    :class:`BoundSession` that loads and saves it around each event. Raise
+    :class:`~rain_ws.exceptions.ConnectRefused` when the CONNECT is refused.
+    """
     try:
-        store.save(must_create=False)
-    except UpdateError:
-        raise SessionExpired from None
-    return data
+        identity = await connection_session.resolve(owner)
+    except SessionUnavailable:
+        raise ConnectRefused("store_unavailable", SESSION_UNAVAILABLE["message"]) from None
+    if channel.require_session and not identity.live:
+        raise ConnectRefused("session_required", "session required")
+    user = identity.user
+    if channel.login_required and not getattr(user, "is_authenticated", False):
+        raise ConnectRefused("login_required", "login required")
+    if not identity.live:
+        return user, SocketSession(
+            {},
+            "this socket has no session, and a socket cannot create one: "
+            "the page must give the browser its session cookie first",
+        ), None
+    if not channel.use_session:
+        return user, SocketSession(
+            dict(identity.data), "socket.session is read-only on channels without use_session = True"
+        ), None
+    if is_signed_cookie_engine():
+        return user, SocketSession(
+            dict(identity.data),
+            "the signed_cookies session backend keeps the session in the browser's "
+            "cookie, which a socket cannot update",
+        ), None
+    bound = BoundSession(identity.session_key)  # type: ignore[arg-type]
+    try:
+        session = await bound.load()
+    except SessionExpired:
+        if channel.require_session:
+            raise ConnectRefused("session_required", "session required") from None
+        raise ConnectRefused("session_expired", SESSION_EXPIRED["message"]) from None
+    except SessionUnavailable:
+        raise ConnectRefused("store_unavailable", SESSION_UNAVAILABLE["message"]) from None
+    return user, session, bound
+
+
+class BoundSession:
+    """The session of a socket on a ``use_session`` channel: loaded before each event, saved after it."""
+
+    __slots__ = ("session_key",)
+
+    def __init__(self, session_key: str) -> None:
+        self.session_key = session_key
+
+    async def load(self) -> SocketSession:
+        """
+        The session as stored now; raise :class:`SessionExpired` if it has
+        ended, :class:`SessionUnavailable` if the store fails.
+        """
+        return SocketSession(await _in_store(load_session, self.session_key), None)
+
+    async def save(self, session: SocketSession) -> dict[str, str] | None:
+        """
+        Save the listener's changes; return the ack error when that failed
+        (:data:`SESSION_EXPIRED` when the session has ended meanwhile).
+        """
+        changed, deleted = session.changes()
+        try:
+            await _in_store(save_session, self.session_key, changed, deleted)
+        except SessionExpired:
+            return SESSION_EXPIRED
+        except Unserializable as error:
+            logger.warning("session not saved: %s", error)
+            return {"message": f"the session cannot store this value: {error}", "code": "session_unserializable"}
+        except SessionUnavailable:
+            return SESSION_UNAVAILABLE
+        return None
 
 
 class SocketSession(MutableMapping[str, Any]):

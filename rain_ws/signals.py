@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .rooms import end_session_everywhere
+from .runtime import end_session_everywhere
 
 __all__ = ["user_logged_out"]
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
 
-from .sessions import SessionExpired, load_session
+from .metrics import render_prometheus
+from .runtime import runtime
+from .session_store import SessionExpired, load_session
+
+
+__all__ = ["metrics", "session_refresh", "websocket_only"]
 
 
 async def metrics(request: HttpRequest) -> HttpResponse:
@@ -14,20 +19,12 @@ async def metrics(request: HttpRequest) -> HttpResponse:
 
     Not in ``rain_ws.urls``: route it yourself, where only your monitoring
     reaches it. Needs ``prometheus_client`` (``pip install rain-ws[prometheus]``).
-    Counts are per process; with several server processes, scrape each.
+    Counts are per process; with several server processes, scrape each. An
+    async view, so that it runs on the server's event loop, where the
+    connections live.
     """
-    import asyncio
-
-    from .idle import tracker_for
-    from .conf import get_settings
-    from .metrics import render_prometheus
-
-    # An async view runs on the server's event loop, where the connections live.
-    asyncio.get_running_loop()
-    body, content_type = render_prometheus(tracker_for(get_settings()).idle_count())
+    body, content_type = render_prometheus(runtime().tracker.idle_count())
     return HttpResponse(body, content_type=content_type)
-
-__all__ = ["metrics", "session_refresh", "websocket_only"]
 
 
 def websocket_only(request: HttpRequest) -> JsonResponse:

@@ -105,7 +105,7 @@ async def test_unknown_namespace_is_refused(client: socketio.AsyncClient, daphne
     refusal = first(client, "connect_error", "/nope")
     with pytest.raises(socketio.exceptions.ConnectionError, match="/nope"):
         await connect(client, daphne_server, "/nope")
-    assert await asyncio.wait_for(refusal, WAIT) == ({"message": "Invalid namespace"},)
+    assert await asyncio.wait_for(refusal, WAIT) == ({"message": "Invalid namespace", "data": {"code": "invalid_namespace"}},)
 
 
 async def test_channel_route(daphne_server: Server) -> None:
@@ -117,7 +117,7 @@ async def test_channel_route(daphne_server: Server) -> None:
         assert await call(own, "echo", "routed") == (None, ["routed"])
         with pytest.raises(socketio.exceptions.ConnectionError):
             await connect(foreign, daphne_server, SYNC, socketio_path="/socket.io/echo/2.0/echo/")
-        assert await asyncio.wait_for(refusal, WAIT) == ({"message": "Invalid namespace"},)
+        assert await asyncio.wait_for(refusal, WAIT) == ({"message": "Invalid namespace", "data": {"code": "invalid_namespace"}},)
     finally:
         await own.disconnect()
         await foreign.disconnect()
@@ -127,7 +127,7 @@ async def test_authorize_refuses(client: socketio.AsyncClient, daphne_server: Se
     refusal = first(client, "connect_error", ECHO)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await connect(client, daphne_server, ECHO, auth={"token": "bad"})
-    assert await asyncio.wait_for(refusal, WAIT) == ({"message": "not authorized"},)
+    assert await asyncio.wait_for(refusal, WAIT) == ({"message": "not authorized", "data": {"code": "not_authorized"}},)
 
 
 async def test_server_side_disconnect(client: socketio.AsyncClient, daphne_server: Server) -> None:

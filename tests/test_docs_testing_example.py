@@ -48,7 +48,7 @@ async def test_a_socket_without_a_session_is_refused():
     with pytest.raises(ConnectionRefused) as refused:
         async with SocketTestClient(MEMO):
             pass
-    assert refused.value.data == {"message": "session required"}
+    assert refused.value.data == {"message": "session required", "data": {"code": "session_required"}}
 
 
 async def test_login_required_admits_a_logged_in_user_only():

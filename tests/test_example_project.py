@@ -104,7 +104,7 @@ async def test_chat_channel_refuses_a_socket_without_session(example_server: Ser
     client.on("connect_error", refused.set_result, namespace=CHANNEL)
     with pytest.raises(socketio.exceptions.ConnectionError):
         await client.connect(example_server.url, namespaces=[CHANNEL], transports=["websocket"], wait_timeout=5)
-    assert await asyncio.wait_for(refused, 5) == {"message": "session required"}
+    assert await asyncio.wait_for(refused, 5) == {"message": "session required", "data": {"code": "session_required"}}
 
 
 async def test_chat_channel_on_its_own_route_from_the_page_origin(example_server: Server) -> None:

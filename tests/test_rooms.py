@@ -32,7 +32,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 import rain_ws
-from rain_ws.rooms import current_hub
+from rain_ws.runtime import runtime
 from rain_ws.testing import SocketTestClient
 from tests.support.servers import Server, run_server
 from tests.support.wire import WireClient, wire_client
@@ -45,13 +45,14 @@ OK = [None, True]
 
 def hub_state() -> dict[str, Any]:
     """What the hub of this event loop holds (the in-process server's)."""
-    hub = current_hub()
+    process = runtime()
+    hub = process.rooms
     return {
         "room_count": hub.room_count(),
         "rooms": {channel: sorted(rooms) for channel, rooms in hub.rooms.items()},
         "sockets": {channel: len(sockets) for channel, sockets in hub.sockets.items()},
-        "groups": sorted(hub.groups),
-        "sessions": len(hub.sessions),
+        "groups": sorted(process.bridge.groups),
+        "sessions": len(process.sessions.sessions),
     }
 
 

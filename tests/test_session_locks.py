@@ -1,6 +1,6 @@
 """
 The lock a socket's session save takes on the cache and file session stores
-(``rain_ws.sessions.save_session``), in this process: a held lock makes the
+(``rain_ws.session_store.save_session``), in this process: a held lock makes the
 save wait and then fail without writing, and a save releases only its own
 lock. ``test_sessions_live.py`` runs concurrent saves through real servers.
 """
@@ -18,16 +18,16 @@ import pytest
 from django.core.cache import caches
 from django.test import override_settings
 
-from rain_ws import sessions
-from rain_ws.sessions import SessionLockTimeout, lock_file, lock_key, save_session
+from rain_ws import session_store
+from rain_ws.session_store import SessionLockTimeout, lock_file, lock_key, save_session
 
 
 def stored(session_key: str) -> dict:
-    return sessions.load_session(session_key)
+    return session_store.load_session(session_key)
 
 
 def new_session(**data: object) -> str:
-    store = sessions._store_class()()
+    store = session_store._store_class()()
     store.update(data)
     store.create()
     return store.session_key
@@ -35,7 +35,7 @@ def new_session(**data: object) -> str:
 
 @pytest.fixture
 def short_wait(monkeypatch: pytest.MonkeyPatch) -> float:
-    monkeypatch.setattr(sessions, "LOCK_WAIT", 0.2)
+    monkeypatch.setattr(session_store, "LOCK_WAIT", 0.2)
     return 0.2
 
 
@@ -117,14 +117,14 @@ def test_cache_save_does_not_release_a_lock_taken_after_its_own_expired(
     cache_sessions: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = new_session(a=1)
-    apply_changes = sessions._apply_changes
+    apply_changes = session_store._apply_changes
 
     def slow_save(*args: object) -> dict:
         # The save overran LOCK_TIMEOUT: its lock expired and another save took it.
         caches["default"].set(lock_key(key), "another save", 10)
         return apply_changes(*args)
 
-    monkeypatch.setattr(sessions, "_apply_changes", slow_save)
+    monkeypatch.setattr(session_store, "_apply_changes", slow_save)
     save_session(key, {"a": 2}, set())
     assert caches["default"].get(lock_key(key)) == "another save"
 
@@ -132,7 +132,7 @@ def test_cache_save_does_not_release_a_lock_taken_after_its_own_expired(
 def test_cache_save_of_an_ended_session_releases_its_lock(cache_sessions: None) -> None:
     key = new_session(a=1)
     caches["default"].clear()
-    with pytest.raises(sessions.SessionExpired):
+    with pytest.raises(session_store.SessionExpired):
         save_session(key, {"a": 2}, set())
     assert caches["default"].get(lock_key(key)) is None
 
@@ -188,5 +188,5 @@ def test_lock_files_are_not_sessions(file_sessions: Path) -> None:
     assert stored(key) == {"a": 2}
     assert os.path.exists(lock_file(str(file_sessions), key))
     assert sorted(entry.name for entry in file_sessions.iterdir()) == [
-        sessions.LOCK_DIRECTORY, f"sessionid{key}"
+        session_store.LOCK_DIRECTORY, f"sessionid{key}"
     ]

@@ -31,7 +31,7 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from yarl import URL
 
-from rain_ws.sessions import LOCK_WAIT, lock_file
+from rain_ws.session_store import LOCK_WAIT, lock_file
 from tests.support.node import requires_node, run_node
 from tests.support.servers import Server, run_server
 
@@ -269,7 +269,7 @@ async def test_logout_ends_every_namespace_of_the_connection(
     await sockets.ended(MEMO, SNAPSHOT)
     again = Sockets()
     try:
-        assert await again.refusal(daphne_server, MEMO, cookie=cookie) == {"message": "session required"}
+        assert await again.refusal(daphne_server, MEMO, cookie=cookie) == {"message": "session required", "data": {"code": "session_required"}}
     finally:
         await again.close()
 
@@ -313,7 +313,7 @@ async def test_anonymous_socket_creates_no_session(sockets: Sockets, daphne_serv
     assert await session_count() == before
     refused = Sockets()
     try:
-        assert await refused.refusal(daphne_server, MEMO) == {"message": "session required"}
+        assert await refused.refusal(daphne_server, MEMO) == {"message": "session required", "data": {"code": "session_required"}}
     finally:
         await refused.close()
     assert await session_count() == before
@@ -324,7 +324,7 @@ async def test_login_required(browser: Browser, daphne_server: Server, username:
     anonymous = browser.cookie
     refused = Sockets()
     try:
-        assert await refused.refusal(daphne_server, PRIVATE, cookie=anonymous) == {"message": "login required"}
+        assert await refused.refusal(daphne_server, PRIVATE, cookie=anonymous) == {"message": "login required", "data": {"code": "login_required"}}
     finally:
         await refused.close()
 
@@ -342,7 +342,7 @@ async def test_login_required(browser: Browser, daphne_server: Server, username:
     # The key from before the login was deleted with it.
     stale = Sockets()
     try:
-        assert await stale.refusal(daphne_server, PRIVATE, cookie=anonymous) == {"message": "session required"}
+        assert await stale.refusal(daphne_server, PRIVATE, cookie=anonymous) == {"message": "session required", "data": {"code": "session_required"}}
     finally:
         await stale.close()
 
@@ -353,7 +353,7 @@ async def test_session_of_a_deleted_user_is_anonymous(browser: Browser, daphne_s
     await sync_to_async(lambda: User.objects.filter(username=username).delete())()
     refused = Sockets()
     try:
-        assert await refused.refusal(daphne_server, PRIVATE, cookie=browser.cookie) == {"message": "login required"}
+        assert await refused.refusal(daphne_server, PRIVATE, cookie=browser.cookie) == {"message": "login required", "data": {"code": "login_required"}}
     finally:
         await refused.close()
     # The session itself lives on, without a user.
@@ -375,7 +375,7 @@ async def test_forged_or_tampered_cookie_is_no_session(browser: Browser, daphne_
     before = await session_count()
     refused = Sockets()
     try:
-        assert await refused.refusal(daphne_server, MEMO, cookie=session_cookie(key)) == {"message": "session required"}
+        assert await refused.refusal(daphne_server, MEMO, cookie=session_cookie(key)) == {"message": "session required", "data": {"code": "session_required"}}
     finally:
         await refused.close()
     # A channel that needs no session takes the socket, without one.
@@ -617,7 +617,7 @@ async def test_tampered_signed_cookie_is_no_session(signed_cookies_server: Serve
     try:
         await browser.set("color", "red")
         forgery = session_cookie(tampered(browser.session_key))
-        assert await sockets.refusal(signed_cookies_server, MEMO, cookie=forgery) == {"message": "session required"}
+        assert await sockets.refusal(signed_cookies_server, MEMO, cookie=forgery) == {"message": "session required", "data": {"code": "session_required"}}
     finally:
         await sockets.close()
         await browser.close()
@@ -681,7 +681,7 @@ async def test_failing_store_gives_error_acks_and_one_log_line(lockable_server: 
             for _ in range(3):
                 assert await sockets.call(MEMO, "read", "color") == (SESSION_UNAVAILABLE, None)
             assert await sockets.call(MEMO, "write", "color", "blue") == (SESSION_UNAVAILABLE, None)
-            assert await late.refusal(server, MEMO, cookie=browser.cookie) == {"message": "session store unavailable"}
+            assert await late.refusal(server, MEMO, cookie=browser.cookie) == {"message": "session store unavailable", "data": {"code": "store_unavailable"}}
         # The socket was not ended, and works again with the store.
         assert await sockets.call(MEMO, "read", "color") == (None, "red")
         assert await sockets.call(MEMO, "write", "color", "blue") == (None, True)
@@ -708,7 +708,8 @@ async def test_store_failing_again_after_recovering_is_logged_again(lockable_ser
             try:
                 with DatabaseLock(database, "EXCLUSIVE"):
                     assert await refused.refusal(server, SNAPSHOT, cookie=browser.cookie) == {
-                        "message": "session store unavailable"
+                        "message": "session store unavailable",
+                        "data": {"code": "store_unavailable"},
                     }
             finally:
                 await refused.close()

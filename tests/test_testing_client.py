@@ -30,7 +30,7 @@ async def test_session_required_by_default():
     with pytest.raises(ConnectionRefused) as refused:
         async with SocketTestClient(MEMO):
             pass
-    assert refused.value.data == {"message": "session required"}
+    assert refused.value.data == {"message": "session required", "data": {"code": "session_required"}}
 
 
 async def test_forged_session_cookie_is_no_session():

@@ -141,7 +141,7 @@ async def test_connect_to_custom_namespace_with_auth(suite_server):
 async def test_connect_to_unknown_namespace_is_refused(suite_server):
     async with wire_client(suite_server.ws_url) as client:
         await client.send("40/random")
-        assert await client.recv() == '44/random,{"message":"Invalid namespace"}'
+        assert await client.recv() == '44/random,{"message":"Invalid namespace","data":{"code":"invalid_namespace"}}'
 
 
 async def test_invalid_connect_packet_closes_at_once(suite_server):
@@ -167,7 +167,7 @@ async def test_disconnect_from_main_namespace_sends_nothing_back(suite_server):
         assert await client.recv_raw(timeout=1.0) == "2"
         await client.send("3")
         await client.send('42["message","after disconnect"]')
-        assert await client.recv_raw(timeout=1.0) == '44{"message":"not connected to /: send CONNECT first"}'
+        assert await client.recv_raw(timeout=1.0) == '44{"message":"not connected to /: send CONNECT first","data":{"code":"not_connected"}}'
 
 
 async def test_disconnect_from_custom_namespace_keeps_the_main_one(suite_server):

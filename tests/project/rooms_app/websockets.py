@@ -11,7 +11,7 @@ from typing import Any
 
 import rain_ws
 from rain_ws import Socket
-from rain_ws.rooms import current_hub
+from rain_ws.runtime import runtime
 
 channel = "room"
 require_session = False
@@ -59,13 +59,14 @@ async def serve(socket: Socket) -> None:
     @socket.on("stats")
     async def stats() -> dict[str, int]:
         """What this process's hub holds: every count goes back down as sockets go."""
-        hub = current_hub()
+        process = runtime()
+        rooms = process.rooms
         return {
-            "room_count": hub.room_count(),
-            "rooms": sum(len(rooms) for rooms in hub.rooms.values()),
-            "sockets": sum(len(sockets) for sockets in hub.sockets.values()),
-            "groups": len(hub.groups),
-            "sessions": len(hub.sessions),
+            "room_count": rooms.room_count(),
+            "rooms": sum(len(by_name) for by_name in rooms.rooms.values()),
+            "sockets": sum(len(sockets) for sockets in rooms.sockets.values()),
+            "groups": len(process.bridge.groups),
+            "sessions": len(process.sessions.sessions),
         }
 
     @socket.on("bye")

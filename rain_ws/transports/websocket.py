@@ -1,0 +1,198 @@
+"""
+The WebSocket transport: a Channels consumer that carries one Engine.IO
+session over one WebSocket connection.
+
+The consumer reads its ASGI ``receive()`` in a plain loop and hands each
+frame to the session in that one coroutine, rather than through
+``AsyncConsumer.dispatch``: the stock dispatch hops to a thread to close
+database connections before every message and runs every message through
+``asyncio.wait``, which costs more than decoding and answering a Socket.IO
+event does. Listeners run in per-socket tasks (see :mod:`rain_ws.dispatch`),
+so the loop keeps reading pongs, acks and other namespaces' events while a
+listener works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+from urllib.parse import parse_qsl
+
+from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, WebSocketScope
+from channels.consumer import AsyncConsumer
+
+from ..aio import start_send
+from ..engine import CloseCode, EngineSession
+from ..runtime import runtime
+
+__all__ = ["SocketIOConsumer"]
+
+logger = logging.getLogger("rain_ws")
+
+#: The receive loop lets other work run after this many frames in a row: a
+#: server may hand over many buffered frames without ever waiting.
+FRAMES_PER_TURN = 64
+
+
+class SocketIOConsumer(AsyncConsumer):
+    """
+    Serve Socket.IO over one WebSocket connection.
+
+    ``namespace`` restricts the connection to one channel (the per-channel
+    routes); ``None`` serves every channel, multiplexed.
+    """
+
+    def __init__(self, namespace: str | None = None) -> None:
+        super().__init__()
+        self.only_namespace = namespace
+        self.session: EngineSession | None = None
+        # Messages posted while the server holds an earlier send (see _post),
+        # made when first needed: idle connections are many.
+        self._outbox: deque[dict[str, Any]] | None = None
+        self._writer: asyncio.Future[None] | None = None
+        self._abandoned = False
+
+    async def __call__(self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        self.scope = scope
+        self.base_send = send
+        self._task = asyncio.current_task()
+        # Servers that declare the ASGI spec version they implement (uvicorn,
+        # hypercorn) accept every RFC close code and empty frames; daphne
+        # declares none and accepts neither.
+        self.sends_empty_bytes = self._rfc_codes = "spec_version" in scope.get("asgi", ())
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        if query.get("EIO") != "4" or query.get("transport") != "websocket":
+            client = scope.get("client")
+            logger.warning(
+                "refused %s: rain_ws serves Engine.IO 4 over the WebSocket transport only "
+                "(EIO=%s, transport=%s)",
+                f"{client[0]}:{client[1]}" if client else "unknown client",
+                query.get("EIO"),
+                query.get("transport"),
+            )
+            await send({"type": "websocket.close", "code": CloseCode.NORMAL})
+            return
+        try:
+            await send({"type": "websocket.accept"})
+        except Exception:
+            return  # the client left during the handshake
+        self.session = session = EngineSession(self, scope, self.only_namespace, runtime())
+        try:
+            if session.open():
+                await self._receive_loop(receive, session)
+        except asyncio.CancelledError:
+            if not self._abandoned:
+                session.ended("server shutting down")
+                raise
+            self._task.uncancel()  # our own doing (see close): end normally
+        finally:
+            session.ended()
+            self.session = None  # no cycle left between the session and its transport
+
+    async def _receive_loop(self, receive: ASGIReceiveCallable, session: EngineSession) -> None:
+        max_payload = session.settings.MAX_PAYLOAD
+        # A str of n characters is at most 4n bytes of UTF-8: encode only when
+        # the length alone cannot tell.
+        char_limit = max_payload // 4
+        frames = 0
+        while True:
+            frames += 1
+            if frames == FRAMES_PER_TURN or session.backlogged:
+                frames = 0
+                session.backlogged = False
+                await asyncio.sleep(0)
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                if message["type"] == "websocket.disconnect":
+                    return
+                continue
+            text = message.get("text")
+            if text is not None:
+                if len(text) > char_limit and len(text.encode()) > max_payload:
+                    session.close(CloseCode.TOO_BIG, f"frame over MAX_PAYLOAD ({max_payload} bytes)")
+                    return
+                session.receive_text(text)
+            else:
+                data = message.get("bytes") or b""
+                if len(data) > max_payload:
+                    session.close(CloseCode.TOO_BIG, f"frame over MAX_PAYLOAD ({max_payload} bytes)")
+                    return
+                session.receive_binary(data)
+            if session.closed:
+                return
+
+    # -- the session's transport -------------------------------------------
+
+    def send_text(self, text: str) -> None:
+        self._post({"type": "websocket.send", "text": text})
+
+    def send_bytes(self, data: bytes) -> None:
+        self._post({"type": "websocket.send", "bytes": data})
+
+    def close(self, code: int) -> None:
+        """Close the WebSocket, after what was sent before."""
+        if self._writer is not None:
+            # The server still holds an earlier send: the client is not
+            # reading, and a close frame would wait behind it for good. Drop
+            # what is queued and end this consumer; the server then closes
+            # the transport.
+            self._outbox.clear()  # type: ignore[union-attr]
+            self._writer.cancel()
+            if self._task is not asyncio.current_task():
+                self._abandoned = True
+                self._task.cancel()
+            return
+        if code in CloseCode.HAS_RFC_EQUIVALENT and self._rfc_codes:
+            code -= CloseCode.RFC_OFFSET
+        self._post({"type": "websocket.close", "code": code})
+
+    def _post(self, message: dict[str, Any]) -> None:
+        """
+        Hand ``message`` to the server without waiting for it.
+
+        Servers buffer what they send, so ``send()`` nearly always finishes
+        at once; only a client that is not reading makes it wait (uvicorn
+        holds sends while the socket's buffer is full). The send is run here
+        up to its first wait: when it has one, a writer task finishes it and
+        sends, in order, whatever is posted meanwhile. No sender (a listener,
+        a room broadcast, the heartbeat) ever waits on one slow client, and
+        no task is made per frame.
+        """
+        if self._writer is not None:
+            self._outbox.append(message)  # type: ignore[union-attr]
+            return
+        try:
+            rest = start_send(self.base_send(message))
+        except Exception:
+            # The client went away: uvicorn raises ClientDisconnected (an
+            # OSError), daphne autobahn's Disconnected (a RuntimeError). The
+            # receive loop gets websocket.disconnect next; whoever sent must
+            # not fail because of it (a room emit to many sockets, an ack).
+            self._lost()
+            return
+        if rest is not None:
+            if self._outbox is None:
+                self._outbox = deque()
+            self._writer = asyncio.ensure_future(self._write(rest))
+
+    async def _write(self, rest: Any) -> None:
+        try:
+            await rest
+            outbox = self._outbox
+            while outbox:
+                await self.base_send(outbox.popleft())
+        except (Exception, asyncio.CancelledError):
+            # The client went away, or close() gave it up.
+            self._outbox.clear()  # type: ignore[union-attr]
+            self._lost()
+        finally:
+            self._writer = None
+
+    def _lost(self) -> None:
+        if self.session is not None:
+            self.session.lost()
