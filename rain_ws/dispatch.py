@@ -25,9 +25,18 @@ from .exceptions import ConnectRefused, RainError
 from .sessions import SESSION_EXPIRED, SESSION_UNAVAILABLE, SessionExpired, SessionUnavailable, bind_session
 from .socket import Ack, Socket, SocketState
 
-__all__ = ["QueueFull", "receive_event", "start_socket"]
+__all__ = ["PAUSE_AT", "QueueFull", "drained", "receive_event", "start_socket"]
 
 logger = logging.getLogger("rain_ws")
+
+
+#: Seconds of a socket's backlog handled before the other connections' work
+#: gets a turn.
+TURN = 0.002
+
+#: Events queued on one socket at which a transport that can make the client
+#: wait stops reading (see :func:`drained`); it reads again at half.
+PAUSE_AT = 64
 
 
 class QueueFull(Exception):
@@ -62,20 +71,32 @@ def receive_event(socket: Socket, packet: protocol.Packet, size: int) -> int:
     return len(queue)
 
 
+async def drained(socket: Socket) -> None:
+    """Return once the socket's queue is down to half of :data:`PAUSE_AT` (or the socket is gone)."""
+    queue = socket._queue
+    if queue is None or len(queue) <= PAUSE_AT // 2 or socket.state is SocketState.GONE:
+        return
+    socket._drained = asyncio.get_running_loop().create_future()
+    await socket._drained
+
+
 async def _work(socket: Socket, connecting: bool = False) -> None:
     try:
         if connecting and not await _connect(socket):
             return
         queue = socket._queue
+        turn_ends = perf_counter() + TURN
         while queue and socket.state is not SocketState.GONE:
             packet, size = queue.popleft()
             socket._queued_bytes -= size
+            if socket._drained is not None and len(queue) <= PAUSE_AT // 2:
+                socket.release_reader()
             await _handle(socket, packet)
-            if queue:
-                # Let the other connections' work run between this socket's
-                # queued events: a listener that never awaits must not hold
-                # the event loop for a whole backlog.
+            if queue and perf_counter() > turn_ends:
+                # Let the other connections' work run: a listener that never
+                # awaits must not hold the event loop for a whole backlog.
                 await asyncio.sleep(0)
+                turn_ends = perf_counter() + TURN
     finally:
         if asyncio.current_task() is socket._worker:
             socket._worker = None

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from . import protocol
 from .conf import RainSettings, get_settings
-from .dispatch import QueueFull, receive_event, start_socket
+from .dispatch import PAUSE_AT, QueueFull, drained, receive_event, start_socket
 from .metrics import metrics
 from .registry import registry
 from .runtime import Runtime
@@ -32,12 +32,6 @@ from .socket import Socket
 __all__ = ["CloseCode", "EngineSession", "State", "Transport"]
 
 logger = logging.getLogger("rain_ws")
-
-#: A connection's reader lets other work run as soon as one socket has this
-#: many events queued, so that its listener keeps up with a burst instead of
-#: the queue filling to its bound.
-QUEUED_PER_TURN = 32
-
 
 class CloseCode:
     """
@@ -74,6 +68,11 @@ class Transport(Protocol):
 
     #: Whether an empty binary frame reaches the client (daphne drops them).
     sends_empty_bytes: bool
+    #: Whether reading less makes the client send less (the server stops
+    #: reading its socket while the application does not read): then the
+    #: session pauses reading while a socket's backlog is long, rather than
+    #: letting it grow to its bound.
+    pushes_back: bool
 
     def send_text(self, text: str) -> None:
         """Send a text frame without waiting for the client."""
@@ -81,8 +80,11 @@ class Transport(Protocol):
     def send_bytes(self, data: bytes) -> None:
         """Send a binary frame without waiting for the client."""
 
-    def close(self, code: int) -> None:
-        """Close, after what was sent before (unless the client is not reading)."""
+    def close(self, code: int) -> int:
+        """
+        Close, after what was sent before (unless the client is not reading);
+        return the close code sent (a transport may send its own equivalent).
+        """
 
 
 class CloseConnection(Exception):
@@ -115,6 +117,7 @@ class EngineSession:
         "backlogged",
         "close_reason",
         "confirmed",
+        "empty_since",
         "identity",
         "last_active",
         "only_namespace",
@@ -147,7 +150,9 @@ class EngineSession:
         self.last_active = 0.0
         self.reaping = runtime.tracker.reaping
         self.awaiting_connect = False
-        self.backlogged = False
+        self.empty_since = 0.0
+        #: A socket whose backlog the transport should wait out before reading on.
+        self.backlogged: Socket | None = None
         # Heartbeat and flow control: pings sent and answered, and for each
         # ping not yet answered, how much had been sent before it. A pong
         # proves the client read everything up to its ping.
@@ -234,10 +239,10 @@ class EngineSession:
         if self.closed:
             return
         self.state = State.CLOSING if self.state is State.OPEN else State.CLOSED
+        sent = self.transport.close(code)
         if reason is not None:
             self.close_reason = reason
-            logger.warning("closing %s (code %s): %s", self.client, code, reason)
-        self.transport.close(code)
+            logger.warning("closing %s (code %s): %s", self.client, sent, reason)
 
     def expire(self, reason: str) -> None:
         """Close the connection from the heartbeat (ping or CONNECT timeout)."""
@@ -251,6 +256,12 @@ class EngineSession:
         self.close(CloseCode.NORMAL, None)
 
     # -- input: the client's frames ----------------------------------------
+
+    async def wait_backlog(self) -> None:
+        """Wait until the socket whose backlog paused reading has worked through half of it."""
+        socket, self.backlogged = self.backlogged, None
+        if socket is not None:
+            await drained(socket)
 
     def receive_text(self, text: str) -> None:
         """Handle one text frame (one Engine.IO packet)."""
@@ -292,7 +303,10 @@ class EngineSession:
             self._buffered = len(text)
             self._binary_since_ping = self.pings
             return
-        self._on_packet(packet, len(text))
+        # Sizes are counted in characters (close enough to bytes for a
+        # bound), but a CONNECT's in bytes: its payload is kept for the
+        # socket's life, and CONNECTs are few.
+        self._on_packet(packet, len(text.encode()) if packet.type == protocol.CONNECT else len(text))
 
     def _on_pong(self) -> None:
         if not self._ping_marks:
@@ -338,8 +352,8 @@ class EngineSession:
                 raise CloseConnection(
                     CloseCode.POLICY_VIOLATION, f"client sending faster than its listeners: {error}"
                 ) from None
-            if queued >= QUEUED_PER_TURN:
-                self.backlogged = True
+            if queued >= PAUSE_AT and self.transport.pushes_back:
+                self.backlogged = socket
         elif kind == protocol.ACK:
             if socket is not None:
                 socket.resolve_ack(packet)

@@ -33,6 +33,7 @@ class Beating(Protocol):
     pongs: int
     namespaces_joined: bool
     awaiting_connect: bool
+    empty_since: float
 
     def heartbeat_ping(self) -> int: ...
 
@@ -66,6 +67,7 @@ class Heartbeat:
         now = self._clock()
         ref = weakref.ref(connection)
         self._pings.append((now + self.interval, ref))
+        connection.empty_since = now
         connection.awaiting_connect = True
         self._connects.append((now + self.connect_timeout, ref))
         self._due_by(now + min(self.interval, self.connect_timeout))
@@ -73,14 +75,16 @@ class Heartbeat:
     def expect_connect(self, connection: Beating) -> None:
         """
         Give a connection that has left its last namespace ``CONNECT_TIMEOUT``
-        to connect one again. One deadline at a time: while an earlier one is
-        pending, that one applies, so a client that connects and disconnects
-        in a loop adds no entries.
+        to connect one again. One deadline entry at a time: while an earlier
+        one is pending, it is moved on when it comes due, so a client that
+        connects and disconnects in a loop adds no entries.
         """
+        now = self._clock()
+        connection.empty_since = now
         if connection.awaiting_connect:
             return
         connection.awaiting_connect = True
-        deadline = self._clock() + self.connect_timeout
+        deadline = now + self.connect_timeout
         self._connects.append((deadline, weakref.ref(connection)))
         self._due_by(deadline)
 
@@ -149,9 +153,18 @@ class Heartbeat:
             connection = ref()
             if connection is None:
                 continue
+            if connection.closed or connection.namespaces_joined:
+                connection.awaiting_connect = False
+                continue
+            deadline = connection.empty_since + self.connect_timeout
+            if deadline > now:
+                # It left its last namespace after this entry was made: its
+                # own deadline is later (and, among entries made since, out
+                # of order by less than CONNECT_TIMEOUT).
+                connects.append((deadline, ref))
+                continue
             connection.awaiting_connect = False
-            if not connection.closed and not connection.namespaces_joined:
-                connection.expire("no namespace connected in time")
+            connection.expire("no namespace connected in time")
 
 
 def _wake_up(future: asyncio.Future[None]) -> None:

@@ -118,6 +118,7 @@ class Socket:
         "_channel",
         "_connection",
         "_disconnect_listeners",
+        "_drained",
         "_listeners",
         "_next_ack",
         "_queue",
@@ -156,6 +157,7 @@ class Socket:
         self._queue: deque[tuple[protocol.Packet, int]] | None = None
         self._queued_bytes = 0
         self._worker: asyncio.Task[None] | None = None
+        self._drained: asyncio.Future[None] | None = None  # a reader waiting for the queue to shrink
         self._bound_session: Any = None  # a sessions.BoundSession on use_session channels
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         self._next_ack = 0
@@ -283,6 +285,12 @@ class Socket:
         if future is not None and not future.done():
             future.set_result(packet.data)
 
+    def release_reader(self) -> None:
+        """Let the connection's reader, waiting for this socket's queue to shrink, read again."""
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
     def close(self, reason: str) -> None:
         """
         End the socket: drop its queued events, cancel the listener that is
@@ -299,6 +307,7 @@ class Socket:
         if self._queue is not None:
             self._queue.clear()
             self._queued_bytes = 0
+        self.release_reader()
         worker, self._worker = self._worker, None
         if worker is not None and worker is not asyncio.current_task():
             worker.cancel()

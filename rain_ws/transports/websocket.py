@@ -31,11 +31,6 @@ __all__ = ["SocketIOConsumer"]
 
 logger = logging.getLogger("rain_ws")
 
-#: The receive loop lets other work run after this many frames in a row: a
-#: server may hand over many buffered frames without ever waiting.
-FRAMES_PER_TURN = 64
-
-
 class SocketIOConsumer(AsyncConsumer):
     """
     Serve Socket.IO over one WebSocket connection.
@@ -59,9 +54,10 @@ class SocketIOConsumer(AsyncConsumer):
         self.base_send = send
         self._task = asyncio.current_task()
         # Servers that declare the ASGI spec version they implement (uvicorn,
-        # hypercorn) accept every RFC close code and empty frames; daphne
-        # declares none and accepts neither.
-        self.sends_empty_bytes = self._rfc_codes = "spec_version" in scope.get("asgi", ())
+        # hypercorn) accept every RFC close code and empty frames, and stop
+        # reading a client's socket while the application does not read its
+        # frames; daphne declares none and does none of these.
+        self.sends_empty_bytes = self.pushes_back = self._rfc_codes = "spec_version" in scope.get("asgi", ())
         message = await receive()
         if message["type"] != "websocket.connect":
             return
@@ -99,13 +95,16 @@ class SocketIOConsumer(AsyncConsumer):
         # A str of n characters is at most 4n bytes of UTF-8: encode only when
         # the length alone cannot tell.
         char_limit = max_payload // 4
-        frames = 0
+        # Frames are taken as the server has them, without yielding in
+        # between. On a server that stops reading its socket while the
+        # application does not read (uvicorn), the loop stops reading while a
+        # socket's backlog is long, and TCP makes the client wait. Daphne
+        # reads whatever arrives into a queue of its own, without limit: there
+        # every frame is taken at once, so that events count against
+        # MAX_QUEUED_EVENTS and MAX_QUEUED_BYTES rather than pile up in it.
         while True:
-            frames += 1
-            if frames == FRAMES_PER_TURN or session.backlogged:
-                frames = 0
-                session.backlogged = False
-                await asyncio.sleep(0)
+            if session.backlogged is not None:
+                await session.wait_backlog()
             message = await receive()
             if message["type"] != "websocket.receive":
                 if message["type"] == "websocket.disconnect":
@@ -134,8 +133,10 @@ class SocketIOConsumer(AsyncConsumer):
     def send_bytes(self, data: bytes) -> None:
         self._post({"type": "websocket.send", "bytes": data})
 
-    def close(self, code: int) -> None:
-        """Close the WebSocket, after what was sent before."""
+    def close(self, code: int) -> int:
+        """Close the WebSocket, after what was sent before; return the code sent."""
+        if code in CloseCode.HAS_RFC_EQUIVALENT and self._rfc_codes:
+            code -= CloseCode.RFC_OFFSET
         if self._writer is not None:
             # The server still holds an earlier send: the client is not
             # reading, and a close frame would wait behind it for good. Drop
@@ -146,10 +147,9 @@ class SocketIOConsumer(AsyncConsumer):
             if self._task is not asyncio.current_task():
                 self._abandoned = True
                 self._task.cancel()
-            return
-        if code in CloseCode.HAS_RFC_EQUIVALENT and self._rfc_codes:
-            code -= CloseCode.RFC_OFFSET
+            return code
         self._post({"type": "websocket.close", "code": code})
+        return code
 
     def _post(self, message: dict[str, Any]) -> None:
         """
