@@ -39,12 +39,18 @@ __all__ = ["ConnectionRefused", "SocketTestClient", "create_session", "login_ses
 
 
 class ConnectionRefused(Exception):
-    """The server answered the CONNECT with CONNECT_ERROR; ``data`` is its payload."""
+    """
+    The server answered the CONNECT with CONNECT_ERROR: ``data`` is its
+    payload, ``code`` the refusal's code (``data["data"]["code"]``, such as
+    ``"session_required"``; ``None`` when it has none).
+    """
 
     def __init__(self, data: Any) -> None:
         message = data.get("message") if isinstance(data, dict) else data
         super().__init__(message)
         self.data = data
+        details = data.get("data") if isinstance(data, dict) else None
+        self.code: str | None = details.get("code") if isinstance(details, dict) else None
 
 
 def _create_session(data: dict[str, Any] | None) -> str:
@@ -130,6 +136,19 @@ class SocketTestClient:
         opening = await self._communicator.receive_from(self.timeout)
         if not opening.startswith(protocol.EIO_OPEN):
             raise AssertionError(f"expected the Engine.IO open packet, got {opening!r}")
+        try:
+            await self.reconnect()
+        except ConnectionRefused:
+            await self._communicator.disconnect()
+            raise
+
+    async def reconnect(self) -> None:
+        """
+        Connect the channel again on the same WebSocket, as a client does
+        after the server disconnected it; raise :class:`ConnectionRefused`
+        when the server answers with CONNECT_ERROR.
+        """
+        self.disconnected = False
         await self._send(protocol.CONNECT, self._auth)
         while True:
             packet = await self._next_packet()
@@ -139,7 +158,7 @@ class SocketTestClient:
                 self.sid = packet.data["sid"]
                 return
             if packet.type == protocol.CONNECT_ERROR:
-                await self._communicator.disconnect()
+                self.disconnected = True
                 raise ConnectionRefused(packet.data)
 
     async def emit(self, event: str, *args: Any) -> None:
@@ -218,3 +237,7 @@ class SocketTestClient:
         elif packet.type == protocol.DISCONNECT:
             self.disconnected = True
             raise ConnectionError(f"the server disconnected {self.channel}")
+        elif packet.type == protocol.CONNECT_ERROR:
+            # An event sent while not connected (after a DISCONNECT).
+            self.disconnected = True
+            raise ConnectionRefused(packet.data)

@@ -158,10 +158,12 @@ async def test_connect_after_the_session_ended_has_no_session():
         await sync_to_async(lambda: Session.objects.filter(session_key=key).update(expire_date=past))()
         await client.call("save", "x")
         await client.receive("session_expired")
-        # The same WebSocket asks again: its cookie names the ended session.
-        await client._send(0)
-        with pytest.raises(ConnectionError):
-            await client.receive()
+        # The same WebSocket asks again: its cookie names the ended session,
+        # which it no longer has.
+        with pytest.raises(ConnectionRefused) as refused:
+            await client.reconnect()
+        assert refused.value.code == "session_required"
+        assert refused.value.data == {"message": "session required", "data": {"code": "session_required"}}
 
 
 async def test_modified_saves_a_value_changed_in_place():
