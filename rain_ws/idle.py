@@ -45,13 +45,16 @@ class ConnectionTracker:
     """
     Every connection of one event loop (one server process).
 
-    ``clock`` replaces the event loop's clock (the unit tests move their own).
+    ``clock`` replaces the event loop's clock (the unit tests move their
+    own); the tracker then runs no reaper task, and its owner calls
+    :meth:`sweep`.
     """
 
     def __init__(self, settings: RainSettings, clock: Callable[[], float] | None = None) -> None:
         self.settings = settings
         self.reaping = settings.DISCONNECT_IDLE
         self._loop = asyncio.get_running_loop()
+        self._manual = clock is not None
         self._clock = clock or self._loop.time
         # Least recently active first, when reaping; insertion order otherwise.
         self.connections: OrderedDict[Tracked, None] = OrderedDict()
@@ -77,7 +80,7 @@ class ConnectionTracker:
                 return False
         connection.last_active = self._clock()
         self.connections[connection] = None
-        if self.reaping and self._reaper is None:
+        if self.reaping and self._reaper is None and not self._manual:
             self._reaper = self._loop.create_task(self._run())
         return True
 
