@@ -11,9 +11,16 @@
   const STABLE_MS = 10000; // a transport up this long was healthy: the backoff starts over
   const CONFIRM_DELAY_MS = 1000; // before asking whether a session the server ended was replaced
   const RESERVED = ["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"];
-  // Refusals retried by themselves; any other ("session required", "Invalid
-  // namespace", "not authorized") stands until the next emit or connect().
-  const TRANSIENT = /^(session store unavailable|not connected to )/;
+  // Refused CONNECTs retried by themselves, by the CONNECT_ERROR's data.code
+  // (docs/client.rst); any other refusal ("session_required", "not_authorized",
+  // a handler's own code, or none: a plain Socket.IO server's) stands until the
+  // next emit or connect().
+  const TRANSIENT = new Set(["store_unavailable", "not_connected"]);
+
+  // Engine.IO v4 packet types: the first character of a text frame.
+  const OPEN = "0", CLOSE = "1", PING = "2", PONG = "3", MESSAGE = "4", UPGRADE = "5", NOOP = "6";
+  // Socket.IO v5 packet types: the first character of a MESSAGE's payload.
+  const CONNECT = 0, DISCONNECT = 1, EVENT = 2, ACK = 3, CONNECT_ERROR = 4, BINARY_EVENT = 5, BINARY_ACK = 6;
 
   const log = (...args) => console.error("rain:", ...args);
   const backoff = (n) => Math.min(BACKOFF_CAP_MS, BACKOFF_MS * 2 ** Math.min(n, 10) * (0.5 + Math.random()));
@@ -159,30 +166,34 @@
     return value;
   }
 
+  const isBinaryType = (type) => type === BINARY_EVENT || type === BINARY_ACK;
+  const binaryType = (type) => (type === ACK ? BINARY_ACK : BINARY_EVENT); // of EVENT or ACK
+  const plainType = (type) => ({ [BINARY_EVENT]: EVENT, [BINARY_ACK]: ACK })[type] ?? type;
+
   // A packet's frames: its text, then its binary attachments.
   function encode(type, nsp, data, id) {
     const buffers = [];
     const json = data === undefined ? "" : JSON.stringify(deconstruct(data, buffers));
-    const head = buffers.length ? `${type + 3}${buffers.length}-` : type;
-    return [`4${head}${nsp === "/" ? "" : nsp + ","}${id ?? ""}${json}`, ...buffers];
+    const head = buffers.length ? `${binaryType(type)}${buffers.length}-` : type;
+    return [`${MESSAGE}${head}${nsp === "/" ? "" : nsp + ","}${id ?? ""}${json}`, ...buffers];
   }
 
   // The Socket.IO packet of an Engine.IO message, or a ProtocolError.
   function decode(text) {
     const [, digit, count, nsp = "/", id, json] = /^([0-6])(?:(\d+)-)?(?:(\/[^,]*),?)?(\d*)([\s\S]*)$/.exec(text) || [];
     const type = Number(digit);
-    if (!digit || (count !== undefined) !== (type > 4)) throw new ProtocolError(`not a Socket.IO packet: ${preview(text)}`);
+    if (!digit || (count !== undefined) !== isBinaryType(type)) throw new ProtocolError(`not a Socket.IO packet: ${preview(text)}`);
     let data;
     try { data = json ? JSON.parse(json) : undefined; } catch (error) {
       throw new ProtocolError(`invalid JSON in ${preview(text)}: ${error.message}`);
     }
-    const valid = [ // by type, binary types as their plain ones
-      isPlain(data) && typeof data.sid === "string", // CONNECT
-      true, // DISCONNECT
-      Array.isArray(data) && typeof data[0] === "string" && !RESERVED.includes(data[0]), // EVENT
-      Array.isArray(data) && id !== "", // ACK
-      isPlain(data) || typeof data === "string", // CONNECT_ERROR
-    ][type > 4 ? type - 3 : type];
+    const valid = { // by type, binary types as their plain ones
+      [CONNECT]: isPlain(data) && typeof data.sid === "string",
+      [DISCONNECT]: true,
+      [EVENT]: Array.isArray(data) && typeof data[0] === "string" && !RESERVED.includes(data[0]),
+      [ACK]: Array.isArray(data) && id !== "",
+      [CONNECT_ERROR]: isPlain(data) || typeof data === "string",
+    }[plainType(type)];
     if (!valid) throw new ProtocolError(`invalid packet of type ${type}: ${preview(text)}`);
     return { type, nsp, id: id ? Number(id) : undefined, data, attachments: Number(count || 0) };
   }
@@ -237,18 +248,18 @@
       const kind = text[0];
       if (this.pending) throw new ProtocolError(`text frame ${preview(text)} while attachments were expected`);
       if (!this.opened) {
-        if (kind !== "0") throw new ProtocolError(`expected the Engine.IO open packet, got ${preview(text)}`);
+        if (kind !== OPEN) throw new ProtocolError(`expected the Engine.IO open packet, got ${preview(text)}`);
         this.onOpen(text.slice(1));
-      } else if (kind === "2") {
+      } else if (kind === PING) {
         this.resetPing();
-        this.ws.send("3" + text.slice(1));
-      } else if (kind === "4") {
+        this.ws.send(PONG + text.slice(1));
+      } else if (kind === MESSAGE) {
         const packet = decode(text.slice(1));
         if (packet.attachments) this.pending = { packet, buffers: [] };
         else this.dispatch(packet);
-      } else if (kind === "1") {
+      } else if (kind === CLOSE) {
         this.lost("transport close");
-      } else if (kind !== "6") {
+      } else if (kind !== NOOP) { // UPGRADE, or no Engine.IO type: this transport is never upgraded
         throw new ProtocolError(`unexpected Engine.IO packet ${preview(text)}`);
       }
     }
@@ -290,7 +301,7 @@
     }
 
     dispatch(packet) {
-      if (packet.type > 1 && packet.type !== 4) noteActivity();
+      if (![CONNECT, DISCONNECT, CONNECT_ERROR].includes(packet.type)) noteActivity(); // events and acks
       this.sockets.get(packet.nsp)?.onPacket(packet);
     }
 
@@ -394,7 +405,7 @@
     disconnect() {
       const connection = this._connection, wasConnected = this.connected;
       clearTimeout(this._retryTimer);
-      if ((wasConnected || this._connecting) && connection.opened) connection.send(encode(1, this.nsp));
+      if ((wasConnected || this._connecting) && connection.opened) connection.send(encode(DISCONNECT, this.nsp));
       this.active = this.connected = this._connecting = false;
       this._drop(failure("disconnected before sending", "disconnected"));
       this._failAcks("io client disconnect");
@@ -429,7 +440,7 @@
     _emit(event, args, ack, ms) {
       if (typeof event !== "string" || RESERVED.includes(event)) throw new Error(`"${event}" is a reserved event name`);
       const id = ack ? this._nextAck++ : undefined;
-      const frames = encode(2, this.nsp, [event, ...args], id);
+      const frames = encode(EVENT, this.nsp, [event, ...args], id);
       if (this.connected) this._connection.send(frames);
       else this._buffer.push({ frames, id });
       noteActivity();
@@ -448,11 +459,11 @@
     sendConnect() {
       if (this._connecting || this.connected) return;
       this._connecting = true;
-      this._connection.send(encode(0, this.nsp));
+      this._connection.send(encode(CONNECT, this.nsp));
     }
 
     onPacket({ type, id, data }) {
-      if (type === 0 && this.active && !this.connected) {
+      if (type === CONNECT && this.active && !this.connected) {
         Object.assign(this, { connected: true, id: data.sid, _connecting: false, _attempts: 0 });
         for (const item of this._buffer.splice(0)) {
           try { this._connection.send(item.frames); } catch (error) {
@@ -461,7 +472,7 @@
           }
         }
         this._fire("connect", []);
-      } else if (type === 1) {
+      } else if (type === DISCONNECT) {
         const wasConnected = this.connected;
         this.active = this.connected = this._connecting = false;
         this._failAcks("io server disconnect");
@@ -471,37 +482,42 @@
           this._rejoin = false;
           this.connect();
         }
-      } else if (type === 2 || type === 5) {
+      } else if (type === EVENT || type === BINARY_EVENT) {
         const [event, ...args] = data;
         let acked = false;
         if (id !== undefined) {
           args.push((...ackArgs) => {
-            if (!acked && this.connected) this._connection.send(encode(3, this.nsp, ackArgs, id));
+            if (!acked && this.connected) this._connection.send(encode(ACK, this.nsp, ackArgs, id));
             acked = true;
           });
         }
         this._fire(event, args);
         if (event === "session_expired") serverEndedSession(this);
-      } else if (type === 3 || type === 6) {
+      } else if (type === ACK || type === BINARY_ACK) {
         this._acks.get(id)?.(data);
-      } else if (type === 4) {
+      } else if (type === CONNECT_ERROR) {
         this._refused(typeof data === "string" ? { message: data } : data);
       }
     }
 
+    // A CONNECT_ERROR: retried with backoff if its data.code is transient,
+    // else final (a plain Socket.IO server's refusal has no code: final).
     _refused({ message = "refused", data }) {
+      const code = isObject(data) && typeof data.code === "string" ? data.code : undefined;
+      const transient = TRANSIENT.has(code);
       const wasConnected = this.connected;
       this.connected = this._connecting = false;
-      if (wasConnected) {
-        this._failAcks(message);
-        this._fire("disconnect", ["io server disconnect"]);
-      }
-      if (TRANSIENT.test(message)) {
-        this._retryTimer = setTimeout(() => this.active && this._connection.join(this), backoff(this._attempts++));
+      if (transient) {
+        if (wasConnected) this._failAcks(message);
       } else {
         log(`cannot connect to channel ${this.nsp}: ${message} (not retrying; the next emit will)`);
         this.active = false;
-        this._drop(failure(message, "connect_error"));
+        this._refuseAcks(failure(message, code ?? "connect_error"));
+      }
+      if (wasConnected) this._fire("disconnect", ["io server disconnect"]);
+      if (transient) {
+        this._retryTimer = setTimeout(() => this.active && this._connection.join(this), backoff(this._attempts++));
+      } else {
         this._connection.release();
       }
       this._fire("connect_error", [Object.assign(new Error(message), { data })]);
@@ -529,6 +545,13 @@
     // Drop the emits waiting for a CONNECT, failing their acks with `error`.
     _drop(error) {
       this._buffer.splice(0).forEach((item) => this._acks.get(item.id)?.([error]));
+    }
+
+    // Refused for good: drop the emits waiting for the CONNECT, and fail
+    // every pending ack (of those and of emits sent before) with (error, null).
+    _refuseAcks(error) {
+      this._buffer.length = 0;
+      for (const done of [...this._acks.values()]) done([error, null]);
     }
   }
 
