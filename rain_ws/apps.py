@@ -3,9 +3,13 @@ from django.apps import AppConfig, apps
 
 class RainWsConfig(AppConfig):
     """
-    Checks ``settings.RAIN_WS``, registers rain_ws's system checks, discovers
-    every component's websocket handlers, and ends a session's sockets when
-    its user logs out.
+    Registers rain_ws's system checks, discovers every component's websocket
+    handlers, and ends a session's sockets when its user logs out.
+
+    Nothing here raises for an invalid ``RAIN_WS`` or a malformed handler
+    module: the system checks report them all at once (``manage.py check``,
+    and before ``runserver`` and ``migrate``), and
+    :func:`rain_ws.routing.websocket_application` refuses to start with any.
     """
 
     name = "rain_ws"
@@ -16,10 +20,8 @@ class RainWsConfig(AppConfig):
 
         from . import checks  # noqa: F401 (importing it registers the system checks)
         from . import signals
-        from .conf import get_settings
         from .registry import discover
 
-        get_settings()
         discover(apps.get_app_configs())
         if apps.is_installed("django.contrib.auth"):
             user_logged_out.connect(signals.user_logged_out, dispatch_uid="rain_ws.user_logged_out")

@@ -1,22 +1,28 @@
 """
 ``settings.RAIN_WS``: defaults and validation.
 
-The settings are read and checked once, when the app registry is ready, so a
-typo stops start-up with a clear message instead of surfacing on the first
-connection. :func:`get_settings` returns the validated values.
+``manage.py check`` (and ``runserver``, ``migrate``…) reports every invalid
+value at once, as the system checks ``rain_ws.E001`` to ``rain_ws.E004``
+(see :mod:`rain_ws.checks`). :func:`get_settings` returns the validated
+values, and raises :class:`~django.core.exceptions.ImproperlyConfigured`,
+naming every problem, to code that reads invalid settings at run time, such
+as ``websocket_application()`` in ``asgi.py``: a server started without the
+checks stops at start-up all the same.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-__all__ = ["RainSettings", "get_settings"]
+__all__ = ["RainSettings", "SettingsProblem", "get_settings", "settings_problems"]
 
 #: The largest message daphne accepts by default (its
 #: ``--websocket_max_message_size``); MAX_PAYLOAD may not exceed it.
@@ -46,101 +52,174 @@ class RainSettings:
     MAX_AUTH_BYTES: int = 16 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class SettingsProblem:
+    """One thing wrong with ``settings.RAIN_WS``, as a system check reports it."""
+
+    id: str
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        return self.message if self.hint is None else f"{self.message} {self.hint}"
+
+
 _SECONDS = ("PING_INTERVAL", "PING_TIMEOUT", "CONNECT_TIMEOUT", "IDLE_TIME", "IDLE_CHECK_INTERVAL")
 _FLAGS = ("REQUIRE_SESSION", "DISCONNECT_IDLE")
+_INTEGERS = (
+    ("MAX_PAYLOAD", 1024, SERVER_MAX_MESSAGE),
+    ("MAX_ATTACHMENTS", 0, 10_000),
+    ("DISCONNECT_IDLE_ON_MAX_CONN", 0, 10**9),
+    ("MAX_CONNECTIONS", 1, 10**9),
+    ("MAX_UNREAD_BYTES", 1024, 2**40),
+    ("MAX_QUEUED_EVENTS", 1, 10**6),
+    ("MAX_QUEUED_BYTES", 1024, 2**40),
+    ("MAX_AUTH_BYTES", 0, SERVER_MAX_MESSAGE),
+)
+
+NOT_A_DICT = "rain_ws.E001"
+UNKNOWN_KEY = "rain_ws.E002"
+INVALID_VALUE = "rain_ws.E003"
+CONTRADICTION = "rain_ws.E004"
 
 
-def _validate(raw: object) -> RainSettings:
-    if not isinstance(raw, dict):
-        raise ImproperlyConfigured("RAIN_WS must be a dict.")
-    known = RainSettings.__dataclass_fields__
-    unknown = sorted(set(raw) - set(known))
-    if unknown:
-        raise ImproperlyConfigured(
-            f"RAIN_WS has unknown key(s) {', '.join(unknown)}; "
-            f"valid keys are {', '.join(sorted(known))}."
-        )
-    values = dict(raw)
-    for name in _SECONDS:
-        if name in values:
-            value = values[name]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ImproperlyConfigured(
-                    f"RAIN_WS[{name!r}] must be a positive number of seconds, got {value!r}."
-                )
-            values[name] = float(value)
-    for name, low, high in (
-        ("MAX_PAYLOAD", 1024, SERVER_MAX_MESSAGE),
-        ("MAX_ATTACHMENTS", 0, 10_000),
-        ("DISCONNECT_IDLE_ON_MAX_CONN", 0, 10**9),
-        ("MAX_CONNECTIONS", 1, 10**9),
-        ("MAX_UNREAD_BYTES", 1024, 2**40),
-        ("MAX_QUEUED_EVENTS", 1, 10**6),
-        ("MAX_QUEUED_BYTES", 1024, 2**40),
-        ("MAX_AUTH_BYTES", 0, SERVER_MAX_MESSAGE),
-    ):
-        if name in values and not (name == "MAX_CONNECTIONS" and values[name] is None):
-            value = values[name]
+def _check_value(name: str, value: Any) -> tuple[Any, SettingsProblem | None]:
+    """The value as RainSettings holds it, or the problem with it."""
+
+    def invalid(message: str, hint: str | None = None) -> tuple[Any, SettingsProblem]:
+        return None, SettingsProblem(INVALID_VALUE, message, hint)
+
+    if name in _SECONDS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            return invalid(f"RAIN_WS[{name!r}] must be a positive number of seconds, got {value!r}.")
+        return float(value), None
+    for integer, low, high in _INTEGERS:
+        if name == integer:
+            if name == "MAX_CONNECTIONS" and value is None:
+                return None, None
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ImproperlyConfigured(
-                    f"RAIN_WS[{name!r}] must be an integer from {low} to {high}, got {value!r}."
-                )
-    if "PATH" in values:
-        path = values["PATH"]
-        if not isinstance(path, str) or not path.startswith("/") or not path.endswith("/") or len(path) < 2:
-            raise ImproperlyConfigured(
-                f"RAIN_WS['PATH'] must start and end with '/', like '/socket.io/', got {path!r}."
+                return invalid(f"RAIN_WS[{name!r}] must be an integer from {low} to {high}, got {value!r}.")
+            return value, None
+    if name == "PATH":
+        if not isinstance(value, str) or not value.startswith("/") or not value.endswith("/") or len(value) < 2:
+            return invalid(f"RAIN_WS['PATH'] must start and end with '/', like '/socket.io/', got {value!r}.")
+        return value, None
+    if name in _FLAGS:
+        if not isinstance(value, bool):
+            return invalid(f"RAIN_WS[{name!r}] must be True or False, got {value!r}.")
+        return value, None
+    # ALLOWED_ORIGINS
+    if value is None:
+        return None, None
+    iterable = not isinstance(value, (str, bytes)) and hasattr(value, "__iter__")
+    origins = tuple(value) if iterable else ()
+    if not iterable or not all(isinstance(o, str) for o in origins):
+        return invalid(
+            "RAIN_WS['ALLOWED_ORIGINS'] must be a list of origins, like CSRF_TRUSTED_ORIGINS.",
+            f"For example: [{value!r}]." if isinstance(value, str) else None,
+        )
+    for origin in origins:
+        if "://" not in origin:
+            # It took host patterns, like ALLOWED_HOSTS, before: say how to convert them.
+            if origin == "*":
+                fix = "'*' (any origin) is no longer accepted: list each origin"
+            else:
+                subdomains = "*" if origin.startswith(".") else ""
+                fix = f"write {'https://' + subdomains + origin!r} for {origin!r}"
+            return invalid(
+                "RAIN_WS['ALLOWED_ORIGINS'] now takes origins with a scheme, like "
+                f"CSRF_TRUSTED_ORIGINS, instead of host patterns: {fix}."
             )
-    for name in _FLAGS:
-        if name in values and not isinstance(values[name], bool):
-            raise ImproperlyConfigured(f"RAIN_WS[{name!r}] must be True or False, got {values[name]!r}.")
-    if values.get("ALLOWED_ORIGINS") is not None:
-        origins = values["ALLOWED_ORIGINS"]
-        if isinstance(origins, str) or not all(isinstance(o, str) for o in origins):
-            raise ImproperlyConfigured(
-                "RAIN_WS['ALLOWED_ORIGINS'] must be a list of origins, like CSRF_TRUSTED_ORIGINS."
+    return origins, None
+
+
+def _validate(raw: object) -> tuple[RainSettings | None, list[SettingsProblem]]:
+    """The settings, or None, and every problem found, in the order of the keys."""
+    if not isinstance(raw, dict):
+        return None, [
+            SettingsProblem(
+                NOT_A_DICT,
+                f"RAIN_WS must be a dict, got {type(raw).__name__}.",
+                'Write it as RAIN_WS = {"PATH": "/socket.io/", ...}, or leave it out for the defaults.',
             )
-        for origin in origins:
-            if "://" not in origin:
-                # It took host patterns, like ALLOWED_HOSTS, before: say how to convert them.
-                if origin == "*":
-                    fix = "'*' (any origin) is no longer accepted: list each origin"
-                else:
-                    subdomains = "*" if origin.startswith(".") else ""
-                    fix = f"write {'https://' + subdomains + origin!r} for {origin!r}"
-                raise ImproperlyConfigured(
-                    "RAIN_WS['ALLOWED_ORIGINS'] now takes origins with a scheme, like "
-                    f"CSRF_TRUSTED_ORIGINS, instead of host patterns: {fix}."
-                )
-        values["ALLOWED_ORIGINS"] = tuple(origins)
-    result = RainSettings(**values)
+        ]
+    problems: list[SettingsProblem] = []
+    known = RainSettings.__dataclass_fields__
+    unknown = sorted((key for key in raw if key not in known), key=str)
+    if unknown:
+        guesses = {
+            key: match[0]
+            for key in unknown
+            if isinstance(key, str) and (match := difflib.get_close_matches(key.upper(), known, n=1))
+        }
+        hint = " ".join(f"Did you mean {guess!r} for {key!r}?" for key, guess in guesses.items())
+        problems.append(
+            SettingsProblem(
+                UNKNOWN_KEY,
+                f"RAIN_WS has unknown key(s) {', '.join(map(str, unknown))}; "
+                f"valid keys are {', '.join(sorted(known))}.",
+                hint or None,
+            )
+        )
+    values: dict[str, Any] = {}
+    invalid: set[str] = set()
+    for name in known:
+        if name in raw:
+            value, problem = _check_value(name, raw[name])
+            if problem is None:
+                values[name] = value
+            else:
+                invalid.add(name)
+                problems.append(problem)
+    # Values that are each valid but contradict one another; one that is
+    # invalid itself was reported above and is left out of these.
+    merged = RainSettings(**values)
     if (
-        result.DISCONNECT_IDLE
-        and result.MAX_CONNECTIONS is not None
-        and result.MAX_CONNECTIONS < result.DISCONNECT_IDLE_ON_MAX_CONN
+        not invalid & {"DISCONNECT_IDLE", "MAX_CONNECTIONS", "DISCONNECT_IDLE_ON_MAX_CONN"}
+        and merged.DISCONNECT_IDLE
+        and merged.MAX_CONNECTIONS is not None
+        and merged.MAX_CONNECTIONS < merged.DISCONNECT_IDLE_ON_MAX_CONN
     ):
-        raise ImproperlyConfigured(
-            f"RAIN_WS['MAX_CONNECTIONS'] ({result.MAX_CONNECTIONS}) is below "
-            f"DISCONNECT_IDLE_ON_MAX_CONN ({result.DISCONNECT_IDLE_ON_MAX_CONN}): the idle "
-            "reaper would never run. Raise MAX_CONNECTIONS or lower the threshold."
+        problems.append(
+            SettingsProblem(
+                CONTRADICTION,
+                f"RAIN_WS['MAX_CONNECTIONS'] ({merged.MAX_CONNECTIONS}) is below "
+                f"DISCONNECT_IDLE_ON_MAX_CONN ({merged.DISCONNECT_IDLE_ON_MAX_CONN}): the idle "
+                "reaper would never run. Raise MAX_CONNECTIONS or lower the threshold.",
+            )
         )
-    if result.MAX_UNREAD_BYTES < result.MAX_PAYLOAD:
-        raise ImproperlyConfigured(
-            f"RAIN_WS['MAX_UNREAD_BYTES'] ({result.MAX_UNREAD_BYTES}) must be at least "
-            f"MAX_PAYLOAD ({result.MAX_PAYLOAD}), or one large message would close the connection."
-        )
-    if result.MAX_QUEUED_BYTES < result.MAX_PAYLOAD:
-        raise ImproperlyConfigured(
-            f"RAIN_WS['MAX_QUEUED_BYTES'] ({result.MAX_QUEUED_BYTES}) must be at least "
-            f"MAX_PAYLOAD ({result.MAX_PAYLOAD}), or one large event would close the connection."
-        )
-    return result
+    for name, what in (("MAX_UNREAD_BYTES", "message"), ("MAX_QUEUED_BYTES", "event")):
+        if not invalid & {name, "MAX_PAYLOAD"} and getattr(merged, name) < merged.MAX_PAYLOAD:
+            problems.append(
+                SettingsProblem(
+                    CONTRADICTION,
+                    f"RAIN_WS[{name!r}] ({getattr(merged, name)}) must be at least "
+                    f"MAX_PAYLOAD ({merged.MAX_PAYLOAD}), or one large {what} would close the connection.",
+                )
+            )
+    return (None if problems else merged), problems
+
+
+def settings_problems() -> list[SettingsProblem]:
+    """Everything wrong with ``settings.RAIN_WS``; empty when it is valid."""
+    return _validate(getattr(django_settings, "RAIN_WS", {}))[1]
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> RainSettings:
-    """The validated settings, read once."""
-    return _validate(getattr(django_settings, "RAIN_WS", {}))
+    """
+    The validated settings, read once. Raises ImproperlyConfigured, naming
+    every problem, when they are invalid.
+    """
+    result, problems = _validate(getattr(django_settings, "RAIN_WS", {}))
+    if result is None:
+        if len(problems) == 1:
+            raise ImproperlyConfigured(str(problems[0]))
+        raise ImproperlyConfigured(
+            "settings.RAIN_WS is invalid (`manage.py check` lists this too):\n"
+            + "\n".join(f"- {problem}" for problem in problems)
+        )
+    return result
 
 
 @receiver(setting_changed)

@@ -15,6 +15,8 @@ import re
 from collections.abc import Awaitable
 from typing import Any
 
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import URLPattern, re_path
 
 from .conf import get_settings
@@ -22,7 +24,7 @@ from .transports.websocket import SocketIOConsumer
 from .registry import registry
 from .security import OriginValidator, refuse_handshake
 
-__all__ = ["ChannelRouter", "channel_path", "get_websocket_urlpatterns", "websocket_application"]
+__all__ = ["ChannelRouter", "channel_path", "check_can_serve", "get_websocket_urlpatterns", "websocket_application"]
 
 
 def channel_path(namespace: str) -> str:
@@ -79,8 +81,39 @@ def websocket_application() -> Any:
 
     To compose your own stack, use :class:`~rain_ws.security.OriginValidator`
     and Channels' ``URLRouter`` over ``websocket_urlpatterns``.
+
+    Raises ImproperlyConfigured, saying what to do, when the project cannot
+    serve its channels: Django not set up yet, ``rain_ws`` missing from
+    ``INSTALLED_APPS``, an invalid ``RAIN_WS``, or a problem in a websocket
+    module (``manage.py check`` lists those too). A server started without
+    the system checks (daphne or uvicorn on the command line) thus stops at
+    start-up rather than refusing every namespace later.
     """
+    check_can_serve()
     return OriginValidator(ChannelRouter())
+
+
+def check_can_serve() -> None:
+    """Raise ImproperlyConfigured, with the fix, if the channels cannot be served."""
+    if not apps.ready:
+        raise ImproperlyConfigured(
+            "websocket_application() was called before Django was set up. In asgi.py, call "
+            "django_asgi_app = get_asgi_application() first, then import and call "
+            "rain_ws.routing.websocket_application()."
+        )
+    if not apps.is_installed("rain_ws"):
+        raise ImproperlyConfigured(
+            "websocket_application() needs 'rain_ws' in INSTALLED_APPS: without it no "
+            "component's websockets module is discovered, and every Socket.IO namespace would be "
+            "refused as 'Invalid namespace'. Add 'rain_ws' to INSTALLED_APPS in your settings, "
+            "as in the quickstart: [\"daphne\", ..., \"channels\", \"rain_ws\", <your components>]."
+        )
+    get_settings()  # raises, naming every problem of RAIN_WS
+    if registry.problems:
+        raise ImproperlyConfigured(
+            "rain_ws found problems in the websocket handlers (`manage.py check` lists them "
+            "too):\n" + "\n".join(f"- ({problem.error.id}) {problem}" for problem in registry.problems)
+        )
 
 
 def __getattr__(name: str) -> Any:

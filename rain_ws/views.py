@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
 
@@ -10,7 +12,9 @@ from .runtime import runtime
 from .session_store import SessionExpired, load_session
 
 
-__all__ = ["metrics", "session_refresh", "websocket_only"]
+__all__ = ["is_websocket_handshake", "metrics", "refuse_websocket_handshake", "session_refresh", "websocket_only"]
+
+logger = logging.getLogger("rain_ws")
 
 
 async def metrics(request: HttpRequest) -> HttpResponse:
@@ -27,6 +31,41 @@ async def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(body, content_type=content_type)
 
 
+def is_websocket_handshake(request: HttpRequest) -> bool:
+    """
+    Whether ``request`` is a WebSocket handshake (``Upgrade: websocket``, or
+    the Socket.IO clients' ``transport=websocket``) that reached Django's
+    HTTP views instead of a WebSocket route.
+    """
+    upgrade = request.headers.get("Upgrade", "")
+    if "websocket" in (token.strip().lower() for token in upgrade.split(",")):
+        return True
+    return request.GET.get("transport") == "websocket"
+
+
+#: Why a WebSocket handshake reaches the HTTP views, and the fix.
+NOT_SERVING_WEBSOCKETS = (
+    "This WebSocket handshake reached Django's HTTP views: the server is not serving WebSockets. "
+    "Serve the project with an ASGI server (daphne or uvicorn) running the application of asgi.py, "
+    'whose ProtocolTypeRouter has "websocket": rain_ws.routing.websocket_application(). '
+    "With `manage.py runserver`, put 'daphne' first in INSTALLED_APPS (before "
+    "django.contrib.staticfiles) and set ASGI_APPLICATION to that application, or runserver "
+    "serves WSGI, which has no WebSockets. Behind a proxy, forward the Upgrade and Connection headers."
+)
+
+
+def refuse_websocket_handshake(request: HttpRequest) -> JsonResponse | None:
+    """
+    The answer to a WebSocket handshake that reached the HTTP views (an
+    Engine.IO error object, HTTP 400, also logged as a warning, since the
+    browser shows only the status), or None for any other request.
+    """
+    if not is_websocket_handshake(request):
+        return None
+    logger.warning("%s %s: %s", request.method, request.get_full_path(), NOT_SERVING_WEBSOCKETS)
+    return JsonResponse({"code": 3, "message": NOT_SERVING_WEBSOCKETS}, status=400)
+
+
 def websocket_only(request: HttpRequest) -> JsonResponse:
     """
     Answer HTTP requests to the Socket.IO path.
@@ -34,7 +73,12 @@ def websocket_only(request: HttpRequest) -> JsonResponse:
     rain_ws serves the WebSocket transport only; a client configured for
     long-polling (the Socket.IO clients' default first step) lands here and
     gets an Engine.IO error object saying what to change, rather than a 404.
+    A WebSocket handshake landing here means the server does not serve
+    WebSockets at all: :func:`refuse_websocket_handshake` says how to fix it.
     """
+    refused = refuse_websocket_handshake(request)
+    if refused is not None:
+        return refused
     return JsonResponse(
         {
             "code": 0,

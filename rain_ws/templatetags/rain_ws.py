@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.middleware.csrf import get_token
 from django.templatetags.static import static
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html, json_script
 
 from ..conf import get_settings
@@ -34,12 +34,25 @@ def rain_ws_client(context: template.Context) -> str:
             "'django.template.context_processors.request' to the template "
             "engine's context_processors and render with a request."
         )
-    session = request.session
+    session = getattr(request, "session", None)
+    if session is None:
+        raise ImproperlyConfigured(
+            "{% rain_ws_client %} needs the request's session: add "
+            "'django.contrib.sessions.middleware.SessionMiddleware' to MIDDLEWARE."
+        )
+    try:
+        refresh_url = reverse("rain_ws:session_refresh")
+    except NoReverseMatch:
+        raise ImproperlyConfigured(
+            "{% rain_ws_client %} needs rain_ws's URLs: add path(\"\", include(\"rain_ws.urls\")) "
+            f"to urlpatterns in your ROOT_URLCONF ({settings.ROOT_URLCONF!r}), the project's "
+            "urls.py, with `from django.urls import include, path`."
+        ) from None
     if session.session_key is None:
         session.save()
     config: dict[str, Any] = {
         "path": get_settings().PATH,
-        "refreshUrl": reverse("rain_ws:session_refresh"),
+        "refreshUrl": refresh_url,
         "cookieAge": settings.SESSION_COOKIE_AGE,
         "csrfToken": get_token(request),
         "csrfHeader": settings.CSRF_HEADER_NAME.removeprefix("HTTP_").replace("_", "-"),

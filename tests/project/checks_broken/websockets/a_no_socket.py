@@ -1,0 +1,5 @@
+channel = "no-socket"
+
+
+async def handle():  # rain_ws.E011: no socket parameter
+    pass

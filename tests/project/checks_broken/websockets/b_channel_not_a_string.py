@@ -1,0 +1,5 @@
+channel = 5  # rain_ws.E012
+
+
+async def handle(socket):
+    pass

@@ -1,0 +1,1 @@
+VALUE = 1  # rain_ws.E010: declares no handler
