@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 
 import django
 import pytest
+import pytest_asyncio
 
 # One database for the whole run, shared by this process (the in-process test
 # client, sessions made by tests) and the server processes the tests start.
@@ -16,8 +17,30 @@ from django.core.management import call_command  # noqa: E402
 
 call_command("migrate", verbosity=0)
 
+from tests.support.browser import chromium  # noqa: E402
 from tests.support.recording import RecordingClient  # noqa: E402
 from tests.support.servers import run_server  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _no_earlier_happenings():
+    """
+    Every test starts with the echo channel's ``happened`` list empty, and
+    leaves it empty: what sockets of one in-process test did is never read
+    by another.
+    """
+    from tests.project.echo.websockets import happened
+
+    happened.clear()
+    yield
+    happened.clear()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser():
+    """A headless Chromium for the module's browser tests (which run on the module's loop)."""
+    async with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="session")

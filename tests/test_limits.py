@@ -16,6 +16,7 @@ that do read, alone or in a room with it, are not held up.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 
@@ -33,6 +34,17 @@ PUSH = "/pusher/1.0/push"
 ROOM = "/rooms/1.0/room"
 TRY_AGAIN_LATER = {"daphne": 4013, "uvicorn": 1013}
 MiB = 1024 * 1024
+
+#: IDLE_CHECK_INTERVAL of settings_cap: refusals are logged at most once per interval.
+REFUSAL_LOG_INTERVAL = 2.0
+#: IDLE_TIME of settings_cap_idle, past which a connection with nothing
+#: running is idle. The server's idle clock cannot be watched from here.
+IDLE_TIME = 0.5
+#: A server-side interval measured from this process is over once it has
+#: lasted this much longer here: the log line that started it is seen within
+#: a poll (20 ms) of being written, and the event loop's timers are late by
+#: a few ms at most.
+CLOCK_MARGIN = 0.1
 
 
 async def refused_with(server: Server) -> int | None:
@@ -96,10 +108,17 @@ async def test_refusals_are_logged_once_per_interval_with_their_count() -> None:
             # IDLE_CHECK_INTERVAL (2 s) of it, are logged together when that
             # interval ends, even though no refusal follows.
             assert refusal_lines(server) == ["WARNING rain_ws: refused 1 connection(s) at MAX_CONNECTIONS (2)"]
-            await asyncio.sleep(2.3)
+            await until(
+                lambda: len(refusal_lines(server)) > 1,
+                "the refusals of the interval to be logged at its end",
+                timeout=REFUSAL_LOG_INTERVAL + WAIT,
+            )
+            logged_at = time.monotonic()
             assert refusal_lines(server)[1:] == ["WARNING rain_ws: refused 4 connection(s) at MAX_CONNECTIONS (2)"]
 
-            await asyncio.sleep(2.1)
+            # Once a whole interval has passed since that line, the next
+            # refusal is logged at once: a time to let pass, not a condition.
+            await asyncio.sleep(logged_at + REFUSAL_LOG_INTERVAL + CLOCK_MARGIN - time.monotonic())
             assert await refused_with(server) == 4013
             assert refusal_lines(server)[2:] == ["WARNING rain_ws: refused 1 connection(s) at MAX_CONNECTIONS (2)"]
             assert (await scrape(server)).value("rain_ws_refused_total") == 6
@@ -114,7 +133,10 @@ async def test_at_the_cap_idle_connections_are_reaped_to_make_room(clients: list
         for client in (busy, idle, also_idle):
             await client.connect(server)
         sleeping = [asyncio.ensure_future(busy.call("sleep", 2.0))]
-        await asyncio.sleep(0.8)
+        # Let the two others become idle (the busy one's listener is running
+        # by then): a time on the server's idle clock, which no metric shows
+        # apart from the busy connection.
+        await asyncio.sleep(IDLE_TIME + 3 * CLOCK_MARGIN)
 
         # The fourth connection is taken in place of the two idle ones; the
         # one whose listener is running stays.

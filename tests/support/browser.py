@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.recording import WAIT
+
+#: The runtime the pages load.
+RAIN_JS = Path(__file__).resolve().parents[2] / "rain_ws" / "static" / "rain_ws" / "rain.js"
+#: rain_ws's session refresh view, which the runtime's keepalive posts to.
+REFRESH = "/rain_ws/session/refresh/"
+#: SESSION_COOKIE_AGE of tests.project.browser.settings, in seconds.
+COOKIE_AGE = 6
+
+#: JavaScript that opens /browser/1.0/counter as window.counter and records
+#: what happens to it in window.seen.
+OPEN_COUNTER = """() => {
+    window.seen = {connects: 0, reasons: [], errors: [], events: []};
+    const socket = window.counter = rain.context("browser", "1.0").messaging.getSocket("counter");
+    socket.on("connect", () => seen.connects++);
+    socket.on("disconnect", (reason) => seen.reasons.push(reason));
+    socket.on("connect_error", (error) => seen.errors.push(error.message));
+    socket.on("session_expired", () => seen.events.push("session_expired"));
+}"""
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -92,3 +114,24 @@ async def open_tab(browser: Any, base_url: str | None = None) -> Tab:
     tab.page.on("websocket", lambda ws: tab.websockets.append(ws))
     tab.page.on("dialog", on_dialog)
     return tab
+
+
+def key() -> str:
+    """A key of its own for the counter channel, which counts per key."""
+    return uuid.uuid4().hex
+
+
+async def page_until(tab: Tab, expression: str, what: str, timeout: float = WAIT, arg: Any = None) -> None:
+    """
+    Wait until the JavaScript ``expression`` (a function, given ``arg``) is
+    truthy in the page; fail with ``what`` and the page's console errors
+    after ``timeout`` seconds.
+    """
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        await tab.page.wait_for_function(expression, arg=arg, timeout=timeout * 1000)
+    except PlaywrightTimeout:
+        raise AssertionError(
+            f"timed out after {timeout} s waiting for {what} ({expression}); console errors: {tab.errors}"
+        ) from None

@@ -6,8 +6,9 @@ it, and a deadline-bound wait for a condition.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -20,10 +21,19 @@ __all__ = ["WAIT", "RecordingClient", "until"]
 WAIT = 5.0
 
 
-async def until(condition: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
-    """Wait until ``condition()`` holds; fail with ``what`` after ``timeout`` seconds."""
+async def until(condition: Callable[[], Any | Awaitable[Any]], what: str, timeout: float = WAIT) -> None:
+    """
+    Wait until ``condition()`` holds; fail with ``what`` after ``timeout``
+    seconds. ``condition`` may be a coroutine function (a look at a browser's
+    cookies, say): it is awaited at each try.
+    """
     deadline = time.monotonic() + timeout
-    while not condition():
+    while True:
+        held = condition()
+        if inspect.isawaitable(held):
+            held = await held
+        if held:
+            return
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.02)
