@@ -131,6 +131,7 @@ async def _connect(socket: Socket) -> bool:
     socket.state = SocketState.CONNECTED
     socket._stats.sockets += 1
     await socket._room_index.add_socket(socket)
+    await connection.flushed()
     for handler in channel.handlers:
         try:
             if handler.is_async:

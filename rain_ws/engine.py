@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import logging
 import secrets
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from . import protocol
@@ -79,6 +80,9 @@ class Transport(Protocol):
 
     def send_bytes(self, data: bytes) -> None:
         """Send a binary frame without waiting for the client."""
+
+    def flushed(self) -> Awaitable[None]:
+        """What to await for the frames sent so far to leave in writes of their own."""
 
     def close(self, code: int) -> int:
         """
@@ -369,7 +373,9 @@ class EngineSession:
         namespace = packet.namespace
         channel = registry.get(namespace)
         if channel is None or (self.only_namespace is not None and namespace != self.only_namespace):
-            self._refuse_namespace(namespace, "invalid_namespace", "Invalid namespace")
+            # Word for word what Socket.IO servers send, without a code: the
+            # official protocol suite checks this packet byte for byte.
+            self._refuse_namespace(namespace, None, "Invalid namespace")
             return
         limit = self.settings.MAX_AUTH_BYTES
         if size > limit:
@@ -456,15 +462,25 @@ class EngineSession:
         self.send_packet(protocol.CONNECT, socket.channel, {"sid": socket.id})
         return True
 
+    def flushed(self) -> Awaitable[None]:
+        """
+        What to await before the channel's handlers run, so that the CONNECT
+        reply and their first emits reach the client in separate reads.
+        """
+        return self.transport.flushed()
+
     def refuse(self, socket: Socket, code: str, message: str) -> None:
         """Refuse a socket's CONNECT with a CONNECT_ERROR carrying ``code`` and ``message``."""
         if self._forget(socket):
             self._refuse_namespace(socket.channel, code, message)
         socket.close("refused")
 
-    def _refuse_namespace(self, namespace: str, code: str, message: str) -> None:
+    def _refuse_namespace(self, namespace: str, code: str | None, message: str) -> None:
         logger.info("%s refused on %r: %s", self.client, namespace, message)
-        self.send_packet(protocol.CONNECT_ERROR, namespace, {"message": message, "data": {"code": code}})
+        refusal: dict[str, Any] = {"message": message}
+        if code is not None:
+            refusal["data"] = {"code": code}
+        self.send_packet(protocol.CONNECT_ERROR, namespace, refusal)
 
     def disconnect_socket(self, socket: Socket, reason: str) -> None:
         """Disconnect a socket from the server side: DISCONNECT to the client, then drop it."""

@@ -23,12 +23,13 @@ import hashlib
 import logging
 import secrets
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 __all__ = [
+    "DONE",
     "LAYER_WAIT",
     "MAX_OUTGOING",
     "LayerBridge",
@@ -117,6 +118,33 @@ def _usable_layer() -> Any:
 Handler = Callable[[dict[str, Any]], None]
 
 
+class _Done:
+    """An awaitable that is already done: what a call whose work is finished returns."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return iter(())
+
+
+#: Returned by calls that have done all their work, so that both
+#: ``await call()`` and a plain ``call()`` are right.
+DONE: Awaitable[None] = _Done()
+
+
+class _Bounded:
+    """Awaiting it waits for ``task`` at most ``timeout`` seconds; the task goes on either way."""
+
+    __slots__ = ("task", "timeout")
+
+    def __init__(self, task: asyncio.Task[None], timeout: float) -> None:
+        self.task = task
+        self.timeout = timeout
+
+    def __await__(self) -> Generator[Any, None, None]:
+        yield from asyncio.wait((self.task,), timeout=self.timeout).__await__()
+
+
 class LayerBridge:
     """This process's channel-layer channel, its group memberships and its outgoing messages."""
 
@@ -156,21 +184,21 @@ class LayerBridge:
 
     # -- groups --------------------------------------------------------------
 
-    async def join(self, group: str) -> None:
+    def join(self, group: str) -> Awaitable[None]:
         """
-        Have this process in ``group``; return once the layer has it, has
-        failed to (it is then retried in the background), or after
-        ``LAYER_WAIT`` seconds of a layer that does not answer (the join goes
-        on in the background): a stalled layer delays a join by that at most.
+        Have this process in ``group``: start the join now, and return what
+        to await to know the layer has it, has failed to (it is then retried
+        in the background), or has not answered within ``LAYER_WAIT``
+        seconds (the join goes on in the background): a stalled layer delays
+        a join by that at most.
         """
         if group not in self.groups:
             self.groups.add(group)
             if self.layer is None:
-                return
+                return DONE
             self._joining[group] = self.loop.create_task(self._add(group))
         pending = self._joining.get(group)
-        if pending is not None:
-            await asyncio.wait((pending,), timeout=LAYER_WAIT)
+        return DONE if pending is None else _Bounded(pending, LAYER_WAIT)
 
     async def _add(self, group: str) -> None:
         try:
@@ -222,17 +250,18 @@ class LayerBridge:
 
     # -- sending -------------------------------------------------------------
 
-    async def publish(self, groups: list[str], message: dict[str, Any], wait: bool = False) -> None:
+    def publish(self, groups: list[str], message: dict[str, Any], track: bool = False) -> asyncio.Future[None] | None:
         """
-        Send ``message`` to ``groups``, after the messages before it. Return
-        at once, or with ``wait`` once the layer has taken it (or failed to).
-        Past ``MAX_OUTGOING`` waiting (a layer that stalls), the oldest is
-        dropped, so memory stays bounded.
+        Send ``message`` to ``groups``, after the messages before it, from
+        the sender task: never wait here. With ``track``, return a future done
+        once the layer has taken it (or failed to). Past ``MAX_OUTGOING``
+        waiting (a layer that stalls), the oldest is dropped, so memory stays
+        bounded.
         """
         message["origin"] = self.process_id
         if len(groups) > 1:
             message["id"] = secrets.token_hex(8)
-        done = self.loop.create_future() if wait else None
+        done = self.loop.create_future() if track else None
         outgoing = self._outgoing
         if len(outgoing) >= MAX_OUTGOING:
             _, _, dropped = outgoing.popleft()
@@ -242,8 +271,7 @@ class LayerBridge:
         outgoing.append((groups, message, done))
         if self._sender is None:
             self._sender = self.loop.create_task(self._send_outgoing())
-        if done is not None:
-            await done
+        return done
 
     def for_socket(self, socket_id: str) -> str:
         """The group that reaches the process holding the socket ``socket_id``."""

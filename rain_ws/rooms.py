@@ -12,13 +12,14 @@ socket.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any, Protocol
 
 from . import protocol
 from .exceptions import RainError
-from .layer import LayerBridge, group_name, is_socket_id, new_socket_id
+from .layer import DONE, LayerBridge, group_name, is_socket_id, new_socket_id
 
 __all__ = ["MAX_ROOM_LENGTH", "Member", "Rooms", "check_room", "check_target"]
 
@@ -93,9 +94,10 @@ class Rooms:
         """A socket id that names this process, so emits to it can find it."""
         return new_socket_id(self.bridge.process_id)
 
-    async def add_socket(self, socket: Member) -> None:
+    def add_socket(self, socket: Member) -> Awaitable[None]:
+        """Count a connected socket in; await the result to know other processes reach it."""
         self.sockets.setdefault(socket.channel, {})[socket.id] = socket
-        await self.bridge.join(channel_group(socket.channel))
+        return self.bridge.join(channel_group(socket.channel))
 
     def remove_socket(self, socket: Member) -> None:
         """Forget a socket that is gone, with every room it was in."""
@@ -106,12 +108,16 @@ class Rooms:
             del self.sockets[socket.channel]
             self.bridge.leave(channel_group(socket.channel))
 
-    async def join(self, socket: Member, room: str) -> None:
+    def join(self, socket: Member, room: str) -> Awaitable[None]:
+        """
+        Put a socket in a room, here at once; await the result to know that
+        other processes reach it there too.
+        """
         if room in socket.rooms:
-            return
+            return DONE
         socket.rooms = socket.rooms | {room}
         self.rooms.setdefault(socket.channel, {}).setdefault(room, set()).add(socket)
-        await self.bridge.join(room_group(socket.channel, room))
+        return self.bridge.join(room_group(socket.channel, room))
 
     def leave(self, socket: Member, room: str) -> None:
         if room not in socket.rooms:
@@ -135,15 +141,15 @@ class Rooms:
 
     # -- delivery ------------------------------------------------------------
 
-    async def emit(
+    def emit(
         self,
         channel: str,
         event: str,
         args: Iterable[Any],
         rooms: Iterable[str] = (),
         exclude: str | None = None,
-        wait: bool = False,
-    ) -> None:
+        track: bool = False,
+    ) -> asyncio.Future[None] | None:
         """
         Emit to every socket of ``channel``, or of ``rooms`` (room names or
         socket ids) when given, in every process; ``exclude`` is a socket id
@@ -151,15 +157,15 @@ class Rooms:
 
         This process's sockets get it at once. Other processes get it through
         the channel layer, in the background, so a slow or stalled layer never
-        delays local delivery or the sender's ack; ``wait`` waits until the
-        layer has taken it (or failed to), for callers whose event loop may
-        end right after (a management command).
+        delays local delivery or the sender's ack. With ``track``, return a
+        future done once the layer has taken it (or failed to), for callers
+        whose event loop may end right after (a management command).
         """
         text, buffers = protocol.encode_packet(protocol.EVENT, channel, [event, *args])
         rooms = list(rooms)
         self.deliver(channel, text, buffers, rooms, exclude)
         if not self.bridge.enabled:
-            return
+            return None
         if rooms:
             # A socket id reaches only the process holding that socket, a
             # room only its group.
@@ -179,7 +185,7 @@ class Rooms:
             "text": text,
             "buffers": buffers,
         }
-        await self.bridge.publish(groups, message, wait)
+        return self.bridge.publish(groups, message, track)
 
     def deliver(
         self, channel: str, text: str, buffers: list[bytes], rooms: list[str], exclude: str | None

@@ -76,7 +76,9 @@ async def abroadcast(channel: str, event: str, *args: Any, room: str | None = No
     once the channel layer has taken the event for other processes.
     """
     rooms = [check_target(room)] if room is not None else []
-    await runtime().rooms.emit(channel, event, args, rooms, wait=True)
+    sent = runtime().rooms.emit(channel, event, args, rooms, track=True)
+    if sent is not None:
+        await sent
 
 
 def broadcast(channel: str, event: str, *args: Any, room: str | None = None) -> None:
@@ -99,8 +101,10 @@ def end_session_everywhere(session_key: str) -> None:
     except RuntimeError:
         call_from_sync(_server_loop(), _end_session, key_hash)
     else:
-        runtime().sessions.end_soon(key_hash)
+        runtime().sessions.end(key_hash)
 
 
 async def _end_session(key_hash: str) -> None:
-    await runtime().sessions.end(key_hash, wait=True)
+    sent = runtime().sessions.end(key_hash)
+    if sent is not None:
+        await sent

@@ -134,20 +134,15 @@ class SessionIndex:
             if not connections:
                 del self.sessions[key_hash]
 
-    async def end(self, key_hash: str, wait: bool = False) -> None:
-        """End a session's connections in every process."""
+    def end(self, key_hash: str) -> asyncio.Future[None] | None:
+        """
+        End a session's connections in every process: here at once; return
+        the future of the message to the others (``None`` without a layer).
+        """
         self._end_here(key_hash)
-        if self.bridge.enabled:
-            await self.bridge.publish([ALL_PROCESSES], {"type": END_SESSION, "session": key_hash}, wait)
-
-    def end_soon(self, key_hash: str) -> None:
-        """:meth:`end`, from sync code on the event loop's thread."""
-        self._end_here(key_hash)
-        if self.bridge.enabled:
-            self.bridge.loop.create_task(self.end_elsewhere(key_hash))
-
-    async def end_elsewhere(self, key_hash: str) -> None:
-        await self.bridge.publish([ALL_PROCESSES], {"type": END_SESSION, "session": key_hash})
+        if not self.bridge.enabled:
+            return None
+        return self.bridge.publish([ALL_PROCESSES], {"type": END_SESSION, "session": key_hash}, track=True)
 
     def _end_here(self, key_hash: str) -> None:
         for connection in list(self.sessions.pop(key_hash, ())):

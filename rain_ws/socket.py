@@ -6,6 +6,12 @@ side disconnects it or the connection under it goes away. This module holds
 what handlers and listeners call; running them (the CONNECT, the event
 queue, acks) is :mod:`rain_ws.dispatch`'s job, and the connection under a
 socket is anything that fits :class:`Connection`.
+
+``emit``, ``join``, ``leave``, ``disconnect`` and ``to(...).emit`` take
+effect when called, and return something to await: ``await socket.emit(...)``
+in an ``async def`` listener, and a plain ``socket.emit(...)`` in a ``def``
+listener (which runs in a worker thread: the call is carried to the event
+loop and returns once it is done) are both right.
 """
 
 from __future__ import annotations
@@ -15,13 +21,14 @@ import enum
 import inspect
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import protocol
 from .aio import run_sync
 from .conf import RainSettings
 from .exceptions import AckTimeout, SocketDisconnected
+from .layer import DONE
 from .metrics import metrics
 from .rooms import Rooms, check_room, check_target
 from .sessions import ConnectionSession, SocketSession
@@ -61,6 +68,8 @@ class Connection(Protocol):
 
     def accept(self, socket: Socket) -> bool: ...
 
+    def flushed(self) -> Awaitable[None]: ...
+
     def refuse(self, socket: Socket, code: str, message: str) -> None: ...
 
     def disconnect_socket(self, socket: Socket, reason: str) -> None: ...
@@ -81,6 +90,29 @@ def _check_event(event: Any) -> None:
         raise ValueError(f"{event!r} cannot be emitted: it is not a user event name")
 
 
+def _on_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def _run_on(loop: asyncio.AbstractEventLoop, action: Callable[[], Awaitable[None]]) -> Awaitable[None]:
+    """
+    Do ``action`` (which starts its work and returns what to await for the
+    rest) now when called on ``loop``; from another thread, carry it to
+    ``loop``, wait for all of it, and return :data:`~rain_ws.layer.DONE`.
+    """
+    if _on_loop(loop):
+        return action()
+    asyncio.run_coroutine_threadsafe(_complete(action), loop).result()
+    return DONE
+
+
+async def _complete(action: Callable[[], Awaitable[None]]) -> None:
+    await action()
+
+
 class Emitter:
     """Emits from a socket to rooms, or to its whole channel, leaving the socket out."""
 
@@ -93,10 +125,15 @@ class Emitter:
     def to(self, room: str) -> Emitter:
         return Emitter(self._socket, (*self._rooms, check_target(room)))
 
-    async def emit(self, event: str, *args: Any) -> None:
+    def emit(self, event: str, *args: Any) -> Awaitable[None]:
         _check_event(event)
         socket = self._socket
-        await socket._room_index.emit(socket.channel, event, args, self._rooms, exclude=socket.id)
+        return _run_on(socket._loop, lambda: self._emit(event, args))
+
+    def _emit(self, event: str, args: tuple[Any, ...]) -> Awaitable[None]:
+        socket = self._socket
+        socket._room_index.emit(socket.channel, event, args, self._rooms, exclude=socket.id)
+        return DONE
 
 
 class Socket:
@@ -120,6 +157,7 @@ class Socket:
         "_disconnect_listeners",
         "_drained",
         "_listeners",
+        "_loop",
         "_next_ack",
         "_queue",
         "_queued_bytes",
@@ -150,6 +188,7 @@ class Socket:
         self._channel = channel
         self._connection = connection
         self._room_index = rooms
+        self._loop = asyncio.get_running_loop()
         self._listeners: dict[Any, tuple[Listener, bool]] = {}
         self._disconnect_listeners: list[tuple[Listener, bool]] = []
         # Run by rain_ws.dispatch: events waiting for their listener (made at
@@ -203,23 +242,37 @@ class Socket:
         register(listener)
         return None
 
-    async def emit(self, event: str, *args: Any) -> None:
+    def emit(self, event: str, *args: Any) -> Awaitable[None]:
         """Send ``event`` with ``args`` (JSON values; bytes anywhere) to the client."""
         _check_event(event)
+        return _run_on(self._loop, lambda: self._emit(event, args))
+
+    def _emit(self, event: str, args: tuple[Any, ...]) -> Awaitable[None]:
         if self.state is SocketState.CONNECTED:
             self._stats.events_out += 1
             self._connection.send_packet(protocol.EVENT, self.channel, [event, *args])
+        return DONE
 
-    async def call(self, event: str, *args: Any, timeout: float = 60.0) -> Any:
+    def call(self, event: str, *args: Any, timeout: float = 60.0) -> Coroutine[Any, Any, Any]:
         """
-        Emit ``event`` and wait for the client's ack.
+        Emit ``event`` and wait for the client's ack: ``await socket.call(...)``.
 
         Return the ack's argument (a tuple when the client acked several,
         ``None`` for none). Raise :class:`~rain_ws.AckTimeout` after
         ``timeout`` seconds and :class:`~rain_ws.SocketDisconnected` if the
-        socket goes away first.
+        socket goes away first. It waits for the client, so it can only be
+        awaited in async code; called from a ``def`` listener it raises
+        ``RuntimeError`` at once.
         """
+        if not _on_loop(self._loop):
+            raise RuntimeError(
+                f"socket.call({event!r}) waits for the client's ack and must be awaited on the server's "
+                "event loop: make the listener `async def` and write `await socket.call(...)`"
+            )
         _check_event(event)
+        return self._call(event, args, timeout)
+
+    async def _call(self, event: str, args: tuple[Any, ...], timeout: float) -> Any:
         if self.state is not SocketState.CONNECTED:
             raise SocketDisconnected(f"{self!r} is not connected")
         ack_id = self._next_ack
@@ -239,19 +292,28 @@ class Socket:
             return None
         return result[0] if len(result) == 1 else tuple(result)
 
-    async def join(self, room: str) -> None:
+    def join(self, room: str) -> Awaitable[None]:
         """
-        Put the socket in ``room`` of its channel; once this returns, emits to
-        the room from any process reach it.
+        Put the socket in ``room`` of its channel: emits to the room from this
+        process reach it at once, and from any process once the returned
+        awaitable is done (``await socket.join(room)``).
         """
         check_room(room)
-        if self.state is SocketState.CONNECTED:
-            await self._room_index.join(self, room)
+        return _run_on(self._loop, lambda: self._join(room))
 
-    async def leave(self, room: str) -> None:
+    def _join(self, room: str) -> Awaitable[None]:
+        if self.state is not SocketState.CONNECTED:
+            return DONE
+        return self._room_index.join(self, room)
+
+    def leave(self, room: str) -> Awaitable[None]:
         """Take the socket out of ``room``."""
         check_target(room)
+        return _run_on(self._loop, lambda: self._leave(room))
+
+    def _leave(self, room: str) -> Awaitable[None]:
         self._room_index.leave(self, room)
+        return DONE
 
     def to(self, room: str) -> Emitter:
         """
@@ -266,10 +328,14 @@ class Socket:
         """Emit to every socket of this channel but this one, in every process."""
         return Emitter(self, ())
 
-    async def disconnect(self) -> None:
+    def disconnect(self) -> Awaitable[None]:
         """Disconnect the client from this channel; its other channels stay connected."""
+        return _run_on(self._loop, self._disconnect)
+
+    def _disconnect(self) -> Awaitable[None]:
         if self.state is SocketState.CONNECTED:
             self._connection.disconnect_socket(self, "server namespace disconnect")
+        return DONE
 
     # -- driven by the connection and the rooms -------------------------
 

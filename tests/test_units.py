@@ -139,7 +139,7 @@ async def test_room_emits_reach_members_once_and_never_the_sender():
     await rooms.join(alice, "red")
     await rooms.join(bob, "red")
     await rooms.join(bob, "blue")
-    await rooms.emit(alice.channel, "said", ["hi"], ["red", "blue"], exclude=alice.id)
+    rooms.emit(alice.channel, "said", ["hi"], ["red", "blue"], exclude=alice.id)
     assert (len(alice.received), len(bob.received), len(carol.received)) == (0, 1, 0)
     assert rooms.room_count() == 3
     rooms.remove_socket(bob)
@@ -158,7 +158,7 @@ async def test_a_socket_id_reaches_its_socket_only_and_cannot_be_joined():
     # Even a room of that name put in the index behind join()'s back is not
     # where a message to the socket id goes.
     await rooms.join(attacker, victim.id)
-    await rooms.emit(victim.channel, "whispered", ["psst"], [victim.id])
+    rooms.emit(victim.channel, "whispered", ["psst"], [victim.id])
     assert len(victim.received) == 1 and attacker.received == []
 
 
@@ -168,7 +168,7 @@ async def test_one_member_that_fails_does_not_cut_a_room_emit_short():
     for member in members:
         await rooms.add_socket(member)
         await rooms.join(member, "lobby")
-    await rooms.emit(members[0].channel, "news", [1], ["lobby"])
+    rooms.emit(members[0].channel, "news", [1], ["lobby"])
     assert [len(member.received) for member in members] == [1, 0, 1]
 
 
@@ -254,8 +254,8 @@ async def test_a_session_end_reaches_its_connections_once_and_later_connects_hav
     connection = connection_with(key, index)
     await bind_session(connection, owner, Channel(require_session=False, use_session=False))
     (key_hash,) = index.sessions
-    await index.end(key_hash)
-    await index.end(key_hash)
+    index.end(key_hash)
+    index.end(key_hash)
     assert owner.ended == 1
     connection.end(owner)
     with pytest.raises(ConnectRefused) as refused:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -25,11 +26,15 @@ from channels.consumer import AsyncConsumer
 
 from ..aio import start_send
 from ..engine import CloseCode, EngineSession
+from ..layer import DONE
 from ..runtime import runtime
 
 __all__ = ["SocketIOConsumer"]
 
 logger = logging.getLogger("rain_ws")
+
+#: Seconds daphne is given to write the CONNECT reply before the handlers' first emits (see ``flushed``).
+DAPHNE_FLUSH_DELAY = 0.001
 
 class SocketIOConsumer(AsyncConsumer):
     """
@@ -132,6 +137,22 @@ class SocketIOConsumer(AsyncConsumer):
 
     def send_bytes(self, data: bytes) -> None:
         self._post({"type": "websocket.send", "bytes": data})
+
+    def flushed(self) -> Awaitable[None]:
+        """
+        Wait until what was sent so far has left in a write of its own.
+
+        uvicorn writes each frame to the socket at once. Daphne (Twisted)
+        gathers what is sent within a turn of the event loop into one write,
+        so the CONNECT reply and a handler's first emit would reach the
+        client in one TCP read; a client that takes frames with a one-shot
+        listener then loses the second (the official protocol suite's `ws`
+        client, up to ws 8.13 and from 8.17). A millisecond lets Twisted
+        write first; it delays the handlers, not the event loop.
+        """
+        if self._rfc_codes:
+            return DONE
+        return asyncio.sleep(DAPHNE_FLUSH_DELAY)
 
     def close(self, code: int) -> int:
         """Close the WebSocket, after what was sent before; return the code sent."""

@@ -62,5 +62,39 @@ def sync_handler(socket):
         return a + b
 
 
+@rain_ws.channel("plain")
+def plain_handler(socket):
+    """Plain ``def`` code calls the socket's methods without ``await``."""
+    socket.emit("hello", socket.id)
+
+    @socket.on("emit-back")
+    def emit_back(text):
+        socket.emit("echoed", text)
+        return "emitted"
+
+    @socket.on("join")
+    def join(room):
+        socket.join(room)
+        return sorted(socket.rooms)
+
+    @socket.on("say")
+    def say(room, text):
+        socket.to(room).emit("said", text)
+        return True
+
+    @socket.on("leave")
+    def leave(room):
+        socket.leave(room)
+        return sorted(socket.rooms)
+
+    @socket.on("ask")
+    def ask():
+        socket.call("question")
+
+    @socket.on("bye")
+    def bye():
+        socket.disconnect()
+
+
 def authorize(socket):
     return socket.auth.get("token") != "bad"
