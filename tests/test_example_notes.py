@@ -1,8 +1,9 @@
 """
 The example's notes component on a real server, driven as a browser tab and
-its socket would be: the notes a socket saves are in the session the page
-renders, logging in keeps them, and logging out ends the session, its notes
-and the socket.
+its socket would be: the notes are for users (the login page, or the sign-up
+form), the notes a socket saves are in the session the page renders, a new
+login replaces the session's key, and logging out ends the session, its
+notes and the socket.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ USERNAME = "ada"
 PASSWORD = "notes-example-password"
 INVALID_LIST = {"message": "notes must be a list of strings", "code": "invalid"}
 INVALID_INDEX = {"message": "no note has this index", "code": "invalid"}
+INVALID_NOTE = {"message": "a note is a string of 1 to 1000 characters", "code": "invalid"}
 
 
 def manage(database: Path, *args: str, env: dict[str, str] | None = None) -> None:
@@ -102,10 +104,20 @@ class Browser:
 
 
 def listed_notes(page: str) -> list[str]:
-    """The notes in the page's table, in order, checking their indexes."""
-    rows = re.findall(r"<tr><td>(\d+)</td><td>(.*?)</td></tr>", page)
-    assert [int(index) for index, _ in rows] == list(range(len(rows)))
-    return [note for _, note in rows]
+    """The notes in the page's list, in order."""
+    listed = re.search(r'<ol class="note-list" data-itemid="list">(.*?)</ol>', page, re.S)
+    assert listed is not None, "the page has no list of notes"
+    return re.findall(r'<p class="note-text">(.*?)</p>', listed.group(1), re.S)
+
+
+def logged_in(server: Server) -> Browser:
+    """A browser logged in as the example's user, on its notes page."""
+    browser = Browser(server)
+    _, form = browser.get("/accounts/login/")
+    url, page = browser.submit("/accounts/login/", form, {"username": USERNAME, "password": PASSWORD})
+    assert url == f"{server.url}/notes/"
+    assert f'<span class="account-name" data-testid="account-name">{USERNAME}</span>' in page
+    return browser
 
 
 @asynccontextmanager
@@ -152,66 +164,84 @@ async def expect_session_expired(client: socketio.AsyncClient, events: asyncio.Q
 
 
 async def test_notes_saved_over_the_socket_are_on_the_page(example_server: Server) -> None:
-    browser = Browser(example_server)
+    browser = logged_in(example_server)
     _, page = browser.get("/notes/")
     assert listed_notes(page) == []
     assert CHANNEL in page
-    assert "<script" not in page
+    assert "notes/js/index.js" in page
     async with notes_socket(example_server, browser.cookie()) as (client, events):
         assert await next_event(events) == ("info", {"count": 0})
         assert await save(client, "first") == (None, {"count": 1})
         # A reload renders the session the socket saved.
         assert listed_notes(browser.get("/notes/")[1]) == ["first"]
         assert await save(client, "<b>second</b>") == (None, {"count": 2})
+        assert await client.call("list", namespace=CHANNEL, timeout=5) == (
+            None,
+            {"notes": ["first", "<b>second</b>"]},
+        )
     assert listed_notes(browser.get("/notes/")[1]) == ["first", "&lt;b&gt;second&lt;/b&gt;"]
     # A new socket of the same tab starts from the saved notes.
     async with notes_socket(example_server, browser.cookie()) as (_, events):
         assert await next_event(events) == ("info", {"count": 2})
 
 
-async def test_login_keeps_the_notes_and_logout_ends_them(example_server: Server) -> None:
+async def test_the_notes_are_for_users(example_server: Server) -> None:
     browser = Browser(example_server)
-    _, page = browser.get("/notes/")
-    assert "Not logged in" in page
-    anonymous_key = browser.session_id()
-    async with notes_socket(example_server, browser.cookie()) as (before_login, events_before):
-        assert await next_event(events_before) == ("info", {"count": 0})
-        assert await save(before_login, "first") == (None, {"count": 1})
-        assert listed_notes(browser.get("/notes/")[1]) == ["first"]
+    url, page = browser.get("/notes/")
+    assert url == f"{example_server.url}/accounts/login/?next=/notes/"
+    assert "Log in" in page
+    # The login page gives no session; the chat page does, and with it the
+    # notes channel still wants a user.
+    assert browser.session_id() is None
+    browser.get("/")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        async with notes_socket(example_server, browser.cookie()):
+            pass
 
-        _, form = browser.get("/accounts/login/")
-        url, page = browser.submit("/accounts/login/", form, {"username": USERNAME, "password": PASSWORD})
-        assert url == f"{example_server.url}/notes/"
-        assert f"Logged in as <strong>{USERNAME}</strong>" in page
-        assert listed_notes(page) == ["first"]
-        # Django's login gives the session a new key: the socket opened on the
-        # old one has lost its session.
-        assert browser.session_id() not in (None, anonymous_key)
-        await expect_session_expired(before_login, events_before)
 
+async def test_logout_ends_the_notes_and_the_socket(example_server: Server) -> None:
+    browser = logged_in(example_server)
     async with notes_socket(example_server, browser.cookie()) as (client, events):
-        assert await next_event(events) == ("info", {"count": 1})
-        assert await save(client, "second") == (None, {"count": 2})
+        assert await next_event(events) == ("info", {"count": 0})
+        assert await save(client, "first") == (None, {"count": 1})
         _, page = browser.get("/notes/")
-        assert listed_notes(page) == ["first", "second"]
+        assert listed_notes(page) == ["first"]
 
         url, page = browser.submit("/accounts/logout/", page)
-        assert url == f"{example_server.url}/notes/"
-        assert "Not logged in" in page
-        assert listed_notes(page) == []
+        assert url == f"{example_server.url}/accounts/login/"
+        assert browser.session_id() is None
         await expect_session_expired(client, events)
+    # The notes went with the session.
+    browser = logged_in(example_server)
     assert listed_notes(browser.get("/notes/")[1]) == []
 
 
-async def test_save_list_and_remove_check_their_input(example_server: Server) -> None:
+async def test_signup_makes_a_user_and_logs_in(example_server: Server) -> None:
     browser = Browser(example_server)
-    browser.get("/notes/")
+    _, form = browser.get("/accounts/signup/")
+    fields = {"username": "newcomer", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"}
+    url, page = browser.submit("/accounts/signup/", form, {**fields, "password2": "something else"})
+    assert url == f"{example_server.url}/accounts/signup/"
+    assert "didn" in page  # "The two password fields didn’t match."
+    url, page = browser.submit("/accounts/signup/", page, fields)
+    assert url == f"{example_server.url}/notes/"
+    assert '<span class="account-name" data-testid="account-name">newcomer</span>' in page
+    async with notes_socket(example_server, browser.cookie()) as (client, events):
+        assert await next_event(events) == ("info", {"count": 0})
+        assert await save(client, "mine") == (None, {"count": 1})
+    assert listed_notes(browser.get("/notes/")[1]) == ["mine"]
+
+
+async def test_save_list_and_remove_check_their_input(example_server: Server) -> None:
+    browser = logged_in(example_server)
     async with notes_socket(example_server, browser.cookie()) as (client, events):
         assert await next_event(events) == ("info", {"count": 0})
 
         async def call(event: str, argument: Any) -> Any:
             return await client.call(event, argument, namespace=CHANNEL, timeout=5)
 
+        for bad_note in ("", "   ", 1, ["a"], "x" * 1001):
+            assert await call("save", bad_note) == (INVALID_NOTE, None)
         assert await call("save-list", ["a", "b", "c"]) == (None, {"count": 3})
         for bad_list in ("a", ["a", 1], {"notes": ["a"]}):
             assert await call("save-list", bad_list) == (INVALID_LIST, None)

@@ -1,13 +1,16 @@
 """
 The example project, served the way its README says: the chat channel answers
-Socket.IO clients, the page explains how to reach it, and the documented run
-command really starts the site.
+Socket.IO clients (everyone hears ``new-message``, rooms hear ``say``), the
+page loads rain.js and explains how to reach the channel from other clients,
+the ASGI application serves rain.js under daphne and uvicorn, and the
+documented run command really starts the site.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -95,7 +98,9 @@ async def test_chat_channel_greets_and_acks(example_server: Server) -> None:
     )
     assert greeting == {"message": "Hello Sockets!"}
     assert ack == (None, {"stored": True})
-    assert relayed == {"text": "hi"}
+    # The line comes back to its sender too, with the name the others see.
+    assert relayed["text"] == "hi"
+    assert relayed["name"].startswith("Guest ")
 
 
 async def test_chat_channel_refuses_a_socket_without_session(example_server: Server) -> None:
@@ -130,7 +135,61 @@ def test_page_shows_how_to_connect(example_server: Server) -> None:
     assert f'io("{CHANNEL}", {{transports: ["websocket"]}})' in page
     assert f"ws://127.0.0.1:{example_server.port}/socket.io/chat/1.0/chat/" in page
     assert 'transports=["websocket"]' in page
-    assert "<script" not in page
+
+
+def test_pages_load_rain_js_and_only_local_files(example_server: Server) -> None:
+    """
+    Every page's scripts, stylesheet and icon come from this server (the
+    site works offline), and the ASGI application serves them under daphne.
+    """
+    for path in ("/", "/state/", "/accounts/login/", "/accounts/signup/"):
+        status, page = get_page(f"{example_server.url}{path}")
+        assert status == 200
+        assets = re.findall(r'(?:src|href)="([^"#]+)"', page)
+        assert assets, path
+        for asset in assets:
+            assert asset.startswith("/"), f"{path} refers to another host: {asset}"
+            assert not asset.startswith("//"), f"{path} refers to another host: {asset}"
+        scripts = re.findall(r'<script src="([^"]+)"', page)
+        if path in ("/", "/state/"):
+            # {% rain_ws_client %}: the runtime's configuration, then rain.js.
+            assert 'id="rain-ws-config"' in page
+            assert "/static/rain_ws/rain.js" in scripts
+            assert "data-rain-controller=" in page
+        for script in scripts + re.findall(r'data-rain-controller="([^"]+)"', page):
+            status, body = get_page(f"{example_server.url}{script}")
+            assert status == 200, script
+            assert body
+
+
+def test_uvicorn_serves_rain_js(tmp_path: Path) -> None:
+    """
+    The uvicorn command of docs/deployment.rst, on the example: with DEBUG,
+    mysite/asgi.py serves static files, so the page's rain.js is no 404.
+    """
+    database = tmp_path / "db.sqlite3"
+    migrate = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=EXAMPLE,
+        env=example_env(database),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    with run_server(
+        settings="mysite.settings",
+        server="uvicorn",
+        application="mysite.asgi:application",
+        env={"PYTHONPATH": f"{EXAMPLE}{os.pathsep}{ROOT}", "RAIN_WS_EXAMPLE_DB": str(database)},
+    ) as server:
+        status, page = get_page(f"{server.url}/")
+        assert status == 200
+        script = re.search(r'<script src="(/static/rain_ws/rain\.js)"', page)
+        assert script is not None
+        status, body = get_page(f"{server.url}{script.group(1)}")
+        assert status == 200
+        assert "window.rain" in body
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, seconds: float) -> None:
@@ -192,5 +251,8 @@ def test_run_command_serves_the_page(tmp_path: Path) -> None:
         assert status == 200
         assert CHANNEL in page
         assert "Hello Sockets!" in page
+        # The notes (behind the login page), the connection page, and rain.js.
+        for path in ("/notes/", "/state/", "/static/rain_ws/rain.js"):
+            assert get_page(f"http://127.0.0.1:{port}{path}")[0] == 200, path
     finally:
         stop_group(pgid, process)

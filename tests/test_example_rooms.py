@@ -2,7 +2,8 @@
 The example project scaled out as docs/deployment.rst says: two daphne
 processes of it on one redis-server (``RAIN_WS_REDIS_URL``) and one
 database; a room message said on one process reaches the room's members on
-the other, and the chat's documented behaviour is unchanged.
+the other, a new-message reaches every process, and the chat's documented
+behaviour is unchanged.
 """
 
 from __future__ import annotations
@@ -82,11 +83,16 @@ async def test_a_room_message_crosses_to_the_other_process(site: Site, connect: 
     assert await sender.call("join", room) == {"rooms": [room]}
     assert await member.call("join", room) == {"rooms": [room]}
 
+    sender_name = (await sender.call("whoami"))["name"]
+    member_name = (await member.call("whoami"))["name"]
+    # The member's join was told to the room, across the processes too.
+    await sender.wait_for("joined", {"room": room, "name": member_name, "from": member.sid})
+
     assert await sender.call("say", room, "hi from the first process") == {"sent": True}
-    said = {"room": room, "text": "hi from the first process", "from": sender.sid}
+    said = {"room": room, "text": "hi from the first process", "name": sender_name, "from": sender.sid}
     await member.wait_for("room-message", said)
     assert await member.call("say", room, "hi back") == {"sent": True}
-    await sender.wait_for("room-message", {"room": room, "text": "hi back", "from": member.sid})
+    await sender.wait_for("room-message", {"room": room, "text": "hi back", "name": member_name, "from": member.sid})
 
     assert member.got("room-message", said) == 1
     assert [message["text"] for message in sender.texts("room-message")] == ["hi back"]
@@ -97,7 +103,16 @@ async def test_the_documented_chat_behaviour_is_unchanged(site: Site, connect: C
     client = await connect("client", site.second)
     await client.wait_for("hello", {"message": "Hello Sockets!"})
     assert await client.call("new-message", {"text": "hi"}) == {"stored": True}
-    await client.wait_for("message", {"text": "hi"})
+    name = (await client.call("whoami"))["name"]
+    await client.wait_for("message", {"text": "hi", "name": name, "from": client.sid})
+
+
+async def test_everyone_hears_a_new_message_on_every_process(site: Site, connect: Connect) -> None:
+    sender = await connect("sender", site.first)
+    listener = await connect("listener", site.second)
+    assert await sender.call("new-message", {"text": "to everyone"}) == {"stored": True}
+    name = (await sender.call("whoami"))["name"]
+    await listener.wait_for("message", {"text": "to everyone", "name": name, "from": sender.sid})
 
 
 async def test_saying_to_a_room_checks_its_input(site: Site, connect: Connect) -> None:
@@ -122,4 +137,6 @@ def test_the_page_shows_rooms(site: Site) -> None:
     assert 'socket.emit("join", "lobby"' in page
     assert 'socket.on("room-message"' in page
     assert "RAIN_WS_REDIS_URL" in page
-    assert "<script" not in page
+    # The chat itself runs on rain.js, served by the process.
+    assert '<script src="/static/rain_ws/rain.js"></script>' in page
+    assert get_page(f"{site.first.url}/static/rain_ws/rain.js")[0] == 200

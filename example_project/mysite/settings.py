@@ -26,6 +26,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rain_ws",
+    # The site's layout, stylesheet, toasts, sign-up and connection page.
+    "pages",
     "chat",
     "notes",
 ]
@@ -99,11 +101,28 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# Django's own login and logout views, at /accounts/login/ and /accounts/logout/.
-LOGIN_REDIRECT_URL = "/notes/"
-LOGOUT_REDIRECT_URL = "/notes/"
+# Django's own login and logout views, at /accounts/login/ and /accounts/logout/,
+# and the example's sign-up form at /accounts/signup/.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "notes"
+LOGOUT_REDIRECT_URL = "login"
+
+# The idle reaper, off by default as in rain_ws. RAIN_WS_EXAMPLE_IDLE_TIME=20
+# turns it on for the example at any number of connections: a page quiet for
+# 20 s is disconnected by the server, and the connection page
+# (/state/) shows it; its next emit connects it again.
+IDLE_TIME = os.environ.get("RAIN_WS_EXAMPLE_IDLE_TIME")
+if IDLE_TIME:
+    RAIN_WS = {
+        "DISCONNECT_IDLE": True,
+        "IDLE_TIME": float(IDLE_TIME),
+        "IDLE_CHECK_INTERVAL": min(10.0, float(IDLE_TIME) / 2),
+        "DISCONNECT_IDLE_ON_MAX_CONN": 0,
+    }
 
 USE_TZ = True
+# Served by runserver, and by daphne or uvicorn through mysite/asgi.py, while
+# DEBUG is on. Nothing comes from another host: the site works offline.
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -1,25 +1,40 @@
 """
 The notes channel, served as the Socket.IO namespace ``/notes/1.0/notes``.
 
-The notes live in the visitor's Django session, not in a model: what a
+The notes live in the user's Django session, not in a model: what a
 listener saves is on the ``/notes/`` page at its next load, and a logout,
 which ends the session, takes the notes with it.
 """
+
+from typing import Any
 
 import rain_ws
 
 channel = "notes"
 use_session = True            # socket.session is fresh before each event and saved after it
-login_required = False        # True: anonymous users are refused at CONNECT
+login_required = True         # anonymous users are refused at CONNECT ("login required")
+
+#: The longest note, in characters.
+MAX_NOTE = 1000
+
+
+def checked_note(note: Any) -> str:
+    if not isinstance(note, str) or not note.strip() or len(note) > MAX_NOTE:
+        raise rain_ws.RainError(f"a note is a string of 1 to {MAX_NOTE} characters", "invalid")
+    return note
 
 
 async def handle(socket):
     await socket.emit("info", {"count": len(socket.session.get("notes", []))})
 
+    @socket.on("list")
+    async def list_notes():
+        return {"notes": socket.session.get("notes", [])}
+
     @socket.on("save")
     async def save(note):
         notes = socket.session.get("notes", [])
-        socket.session["notes"] = notes + [note]     # saved after this listener returns
+        socket.session["notes"] = notes + [checked_note(note)]     # saved after this listener returns
         return {"count": len(notes) + 1}
 
     @socket.on("save-list")
