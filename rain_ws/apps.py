@@ -1,3 +1,5 @@
+"""The app's configuration: at start-up, its system checks, handler discovery and the logout receiver."""
+
 from django.apps import AppConfig, apps
 
 

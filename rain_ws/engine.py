@@ -25,6 +25,7 @@ from . import protocol
 from .conf import RainSettings, get_settings
 from .dispatch import PAUSE_AT, QueueFull, drained, receive_event, start_socket
 from .metrics import metrics
+from .refusals import refusals
 from .registry import registry
 from .runtime import Runtime
 from .sessions import ConnectionSession
@@ -476,7 +477,7 @@ class EngineSession:
         socket.close("refused")
 
     def _refuse_namespace(self, namespace: str, code: str | None, message: str) -> None:
-        logger.info("%s refused on %r: %s", self.client, namespace, message)
+        refusals.refused("refused %s on %s: %s", self.client, namespace, message)
         refusal: dict[str, Any] = {"message": message}
         if code is not None:
             refusal["data"] = {"code": code}

@@ -16,7 +16,6 @@ cookie, so they are let through.
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,10 +26,10 @@ from django.core.handlers.asgi import ASGIRequest
 from django.utils.http import is_same_domain
 
 from .conf import get_settings
+from .refusals import refusals
 
 __all__ = ["OriginValidator", "origin_allowed", "refuse_handshake"]
 
-logger = logging.getLogger("rain_ws")
 
 
 def _as_request(scope: Mapping[str, Any]) -> ASGIRequest:
@@ -105,6 +104,6 @@ class OriginValidator:
 
 async def refuse_handshake(receive: Any, send: Any, reason: str) -> None:
     """Log ``reason`` and refuse the WebSocket handshake (HTTP 403)."""
-    logger.warning("%s", reason)
+    refusals.refused("%s", reason)
     await receive()
     await send({"type": "websocket.close", "code": 1000})

@@ -154,6 +154,7 @@ class Socket:
         "_bound_session",
         "_channel",
         "_connection",
+        "_data",
         "_disconnect_listeners",
         "_drained",
         "_listeners",
@@ -187,6 +188,7 @@ class Socket:
         self.rooms: frozenset[str] = frozenset()
         self._channel = channel
         self._connection = connection
+        self._data: dict[str, Any] | None = None  # made when first used: most sockets keep none
         self._room_index = rooms
         self._loop = asyncio.get_running_loop()
         self._listeners: dict[Any, tuple[Listener, bool]] = {}
@@ -207,7 +209,19 @@ class Socket:
 
     @property
     def connected(self) -> bool:
+        """Whether the socket is connected: from its CONNECT reply until it goes."""
         return self.state is SocketState.CONNECTED
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """
+        A dict of your own per socket, as in Socket.IO: what ``authorize``
+        or ``handle`` found out about the client (a token's claims, a
+        nickname), for the socket's listeners. It lives as long as the socket.
+        """
+        if self._data is None:
+            self._data = {}
+        return self._data
 
     @property
     def busy(self) -> bool:

@@ -23,6 +23,14 @@ from tests.support.servers import run_server  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
+def _refusals_logged_afresh():
+    """Every test may log its refusals: the refusal log's rate limit starts anew."""
+    from rain_ws.refusals import refusals
+
+    refusals.reset()
+
+
+@pytest.fixture(autouse=True)
 def _no_earlier_happenings():
     """
     Every test starts with the echo channel's ``happened`` list empty, and
