@@ -7,8 +7,8 @@ reload, a logout in another tab sending the notes page to the login page,
 the connection page, the idle reaper, and a phone-width layout.
 
 Every wait is on a condition (Playwright's ``expect`` and ``wait_for_*``),
-never a fixed sleep. The screenshots of docs/example.rst are made here, into
-docs/_static/screenshots/.
+never a fixed sleep. The screenshots of docs/example.rst are made here
+(written into docs/_static/screenshots/ with ``RAIN_WS_SCREENSHOTS=docs``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,14 @@ from tests.test_example_project import EXAMPLE
 
 pytestmark = [pytest.mark.browser, requires_browser, pytest.mark.asyncio(loop_scope="module")]
 
-SCREENSHOTS = ROOT / "docs" / "_static" / "screenshots"
+#: Where the screenshots go: the docs' own when RAIN_WS_SCREENSHOTS=docs (to
+#: update them after the pages change), else a temporary directory, so that a
+#: test run leaves the checkout as it was.
+SCREENSHOTS = (
+    ROOT / "docs" / "_static" / "screenshots"
+    if os.environ.get("RAIN_WS_SCREENSHOTS") == "docs"
+    else Path(tempfile.mkdtemp(prefix="rain_ws-screenshots-"))
+)
 MAX_SCREENSHOT_BYTES = 150_000
 TIMEOUT_MS = 10_000
 PASSWORD = "example-browser-password"
