@@ -65,6 +65,14 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
+# The members as module constants: looking one up on the enum class costs
+# ~60 ns on Python 3.11, and these are read on every frame and event.
+_OPENING = State.OPENING
+_OPEN = State.OPEN
+_CLOSING = State.CLOSING
+_CLOSED = State.CLOSED
+
+
 class Transport(Protocol):
     """What an Engine.IO session needs from the transport under it."""
 
@@ -148,7 +156,7 @@ class EngineSession:
         self.runtime = runtime
         self.settings: RainSettings = get_settings()
         self.sid = secrets.token_urlsafe(15)
-        self.state = State.OPENING
+        self.state = _OPENING
         self.sockets: dict[str, Socket] = {}
         self.identity = ConnectionSession(scope, runtime.sessions)
         self.close_reason = "transport close"
@@ -179,7 +187,7 @@ class EngineSession:
     @property
     def closed(self) -> bool:
         """Whether nothing more is sent or handled."""
-        return self.state is State.CLOSING or self.state is State.CLOSED
+        return self.state is _CLOSING or self.state is _CLOSED
 
     @property
     def client(self) -> str:
@@ -212,7 +220,7 @@ class EngineSession:
         if not self.runtime.tracker.admit(self):
             self.close(CloseCode.TRY_AGAIN_LATER, None)
             return False
-        self.state = State.OPEN
+        self.state = _OPEN
         metrics.connections += 1
         self.runtime.heartbeat.add(self)
         return True
@@ -224,10 +232,10 @@ class EngineSession:
         """
         if reason is not None:
             self.close_reason = reason
-        if self.state is State.OPEN or self.state is State.CLOSING:
+        if self.state is _OPEN or self.state is _CLOSING:
             self.runtime.tracker.remove(self)
             metrics.connections -= 1
-        self.state = State.CLOSED
+        self.state = _CLOSED
         self.identity.close(self)
         sockets = list(self.sockets.values())
         self.sockets.clear()
@@ -236,14 +244,14 @@ class EngineSession:
 
     def lost(self) -> None:
         """The transport can no longer send: the client went away. Nothing more is sent."""
-        if self.state is State.OPEN:
-            self.state = State.CLOSING
+        if self.state is _OPEN:
+            self.state = _CLOSING
 
     def close(self, code: int, reason: str | None) -> None:
         """Close the connection, after what was sent before; ``reason`` is logged when given."""
         if self.closed:
             return
-        self.state = State.CLOSING if self.state is State.OPEN else State.CLOSED
+        self.state = _CLOSING if self.state is _OPEN else _CLOSED
         sent = self.transport.close(code)
         if reason is not None:
             self.close_reason = reason
@@ -393,7 +401,7 @@ class EngineSession:
 
     def send_packet(self, type: int, namespace: str, data: Any = None, id: int | None = None) -> None:
         """Encode a Socket.IO packet and send its frames, in order."""
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             return
         text, buffers = protocol.encode_packet(type, namespace, data, id)
         self.send_frames(text, buffers)
@@ -406,7 +414,7 @@ class EngineSession:
         reading is bounded by ``MAX_UNREAD_BYTES``, past which the connection
         is closed.
         """
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             return
         transport = self.transport
         if buffers and not transport.sends_empty_bytes and not all(buffers):
@@ -440,7 +448,7 @@ class EngineSession:
         """Send a ping; return its number."""
         self.pings += 1
         self._ping_marks.append(self.sent)
-        if self.state is State.OPEN:
+        if self.state is _OPEN:
             self.transport.send_text(protocol.EIO_PING)
         return self.pings
 
@@ -458,7 +466,7 @@ class EngineSession:
 
     def accept(self, socket: Socket) -> bool:
         """Answer a socket's CONNECT; False if it went away meanwhile."""
-        if self.sockets.get(socket.channel) is not socket or self.state is not State.OPEN:
+        if self.sockets.get(socket.channel) is not socket or self.state is not _OPEN:
             return False
         self.send_packet(protocol.CONNECT, socket.channel, {"sid": socket.id})
         return True
@@ -499,7 +507,7 @@ class EngineSession:
         if self.sockets.get(socket.channel) is not socket:
             return False
         del self.sockets[socket.channel]
-        if not self.sockets and self.state is State.OPEN:
+        if not self.sockets and self.state is _OPEN:
             # A connection with no namespace left must connect one again
             # within CONNECT_TIMEOUT, as a new one must.
             self.runtime.heartbeat.expect_connect(self)

@@ -85,6 +85,13 @@ class SocketState(enum.Enum):
     GONE = "gone"
 
 
+# The members as module constants: looking one up on the enum class costs
+# ~60 ns on Python 3.11, and these are read on every frame and event.
+_CONNECTING = SocketState.CONNECTING
+_CONNECTED = SocketState.CONNECTED
+_GONE = SocketState.GONE
+
+
 def _check_event(event: Any) -> None:
     if not isinstance(event, str) or event in protocol.RESERVED_EVENTS:
         raise ValueError(f"{event!r} cannot be emitted: it is not a user event name")
@@ -182,7 +189,7 @@ class Socket:
         self.scope: dict[str, Any] = connection.scope
         self.user: Any = None
         self.session = SocketSession({}, "the socket is not connected yet")
-        self.state = SocketState.CONNECTING
+        self.state = _CONNECTING
         #: The rooms of this channel the socket is in (replaced, not changed
         #: in place, when it joins or leaves: most sockets join none).
         self.rooms: frozenset[str] = frozenset()
@@ -210,7 +217,7 @@ class Socket:
     @property
     def connected(self) -> bool:
         """Whether the socket is connected: from its CONNECT reply until it goes."""
-        return self.state is SocketState.CONNECTED
+        return self.state is _CONNECTED
 
     @property
     def data(self) -> dict[str, Any]:
@@ -262,7 +269,7 @@ class Socket:
         return _run_on(self._loop, lambda: self._emit(event, args))
 
     def _emit(self, event: str, args: tuple[Any, ...]) -> Awaitable[None]:
-        if self.state is SocketState.CONNECTED:
+        if self.state is _CONNECTED:
             self._stats.events_out += 1
             self._connection.send_packet(protocol.EVENT, self.channel, [event, *args])
         return DONE
@@ -287,7 +294,7 @@ class Socket:
         return self._call(event, args, timeout)
 
     async def _call(self, event: str, args: tuple[Any, ...], timeout: float) -> Any:
-        if self.state is not SocketState.CONNECTED:
+        if self.state is not _CONNECTED:
             raise SocketDisconnected(f"{self!r} is not connected")
         ack_id = self._next_ack
         self._next_ack += 1
@@ -316,7 +323,7 @@ class Socket:
         return _run_on(self._loop, lambda: self._join(room))
 
     def _join(self, room: str) -> Awaitable[None]:
-        if self.state is not SocketState.CONNECTED:
+        if self.state is not _CONNECTED:
             return DONE
         return self._room_index.join(self, room)
 
@@ -347,7 +354,7 @@ class Socket:
         return _run_on(self._loop, self._disconnect)
 
     def _disconnect(self) -> Awaitable[None]:
-        if self.state is SocketState.CONNECTED:
+        if self.state is _CONNECTED:
             self._connection.disconnect_socket(self, "server namespace disconnect")
         return DONE
 
@@ -355,7 +362,7 @@ class Socket:
 
     def send_frames(self, text: str, buffers: list[bytes]) -> None:
         """Send an already encoded event (a broadcast, encoded once for all)."""
-        if self.state is SocketState.CONNECTED:
+        if self.state is _CONNECTED:
             self._stats.events_out += 1
             self._connection.send_frames(text, buffers)
 
@@ -377,10 +384,10 @@ class Socket:
         running (a sync listener's thread runs to its end), fail pending
         ``call()``s, and start its ``disconnect`` listeners with ``reason``.
         """
-        if self.state is SocketState.GONE:
+        if self.state is _GONE:
             return
-        was_connected = self.state is SocketState.CONNECTED
-        self.state = SocketState.GONE
+        was_connected = self.state is _CONNECTED
+        self.state = _GONE
         if was_connected:
             self._stats.sockets -= 1
             self._room_index.remove_socket(self)

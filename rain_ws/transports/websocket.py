@@ -25,13 +25,15 @@ from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, WebSocketScope
 from channels.consumer import AsyncConsumer
 
 from ..aio import start_send
-from ..engine import CloseCode, EngineSession
+from ..engine import CloseCode, EngineSession, State
 from ..layer import DONE
 from ..runtime import runtime
 
 __all__ = ["SocketIOConsumer"]
 
 logger = logging.getLogger("rain_ws")
+
+_OPEN = State.OPEN  # a module constant: cheaper than the enum's attribute on Python 3.11
 
 #: Seconds daphne is given to write the CONNECT reply before the handlers' first emits (see ``flushed``).
 DAPHNE_FLUSH_DELAY = 0.001
@@ -127,7 +129,7 @@ class SocketIOConsumer(AsyncConsumer):
                     session.close(CloseCode.TOO_BIG, f"frame over MAX_PAYLOAD ({max_payload} bytes)")
                     return
                 session.receive_binary(data)
-            if session.closed:
+            if session.state is not _OPEN:
                 return
 
     # -- the session's transport -------------------------------------------
