@@ -155,7 +155,9 @@ class EngineSession:
         self.only_namespace = namespace
         self.runtime = runtime
         self.settings: RainSettings = get_settings()
-        self.sid = secrets.token_urlsafe(15)
+        # The sid names the process that holds the session, so that a
+        # long-polling request that reaches another process finds its way.
+        self.sid = f"{runtime.bridge.process_id}.{secrets.token_urlsafe(15)}"
         self.state = _OPENING
         self.sockets: dict[str, Socket] = {}
         self.identity = ConnectionSession(scope, runtime.sessions)
@@ -205,17 +207,19 @@ class EngineSession:
 
     # -- life --------------------------------------------------------------
 
-    def open(self) -> bool:
+    def open(self, upgrades: tuple[str, ...] = ()) -> bool:
         """
-        Send the OPEN packet and count the session in; False when the
-        connection cap refuses it (it is then closed).
+        Send the OPEN packet (offering ``upgrades``) and count the session
+        in; False when the connection cap refuses it (it is then closed).
 
         A refusal comes after the OPEN packet, so that clients see a transport
         that closed (and retry with their backoff), not a failed handshake.
         """
         settings = self.settings
         self.transport.send_text(
-            protocol.encode_open(self.sid, settings.PING_INTERVAL, settings.PING_TIMEOUT, settings.MAX_PAYLOAD)
+            protocol.encode_open(
+                self.sid, settings.PING_INTERVAL, settings.PING_TIMEOUT, settings.MAX_PAYLOAD, upgrades
+            )
         )
         if not self.runtime.tracker.admit(self):
             self.close(CloseCode.TRY_AGAIN_LATER, None)
@@ -242,6 +246,19 @@ class EngineSession:
         for socket in sockets:
             socket.close(self.close_reason)
 
+    def upgrade(self, transport: Transport, unsent: list[str | bytes]) -> None:
+        """
+        Carry the session on ``transport`` from now on (the upgrade from
+        long-polling to WebSocket), sending first what the old transport had
+        not delivered yet (``unsent``).
+        """
+        self.transport = transport
+        for packet in unsent:
+            if isinstance(packet, bytes):
+                transport.send_bytes(packet)
+            else:
+                transport.send_text(packet)
+
     def lost(self) -> None:
         """The transport can no longer send: the client went away. Nothing more is sent."""
         if self.state is _OPEN:
@@ -252,9 +269,10 @@ class EngineSession:
         if self.closed:
             return
         self.state = _CLOSING if self.state is _OPEN else _CLOSED
-        sent = self.transport.close(code)
         if reason is not None:
             self.close_reason = reason
+        sent = self.transport.close(code)
+        if reason is not None:
             logger.warning("closing %s (code %s): %s", self.client, sent, reason)
 
     def expire(self, reason: str) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "is_socket_id",
     "new_process_id",
     "new_socket_id",
+    "process_group",
     "process_of",
 ]
 
@@ -202,7 +203,7 @@ class LayerBridge:
 
     async def _add(self, group: str) -> None:
         try:
-            await self._start()
+            await self.ready()
             await self.layer.group_add(group, self._channel_name)
         except Exception as error:
             logger.error("channel layer unavailable, %s not joined yet: %s", group, error)
@@ -303,8 +304,11 @@ class LayerBridge:
 
     # -- reading -------------------------------------------------------------
 
-    async def _start(self) -> None:
-        """Make this process's layer channel and start reading it, once."""
+    async def ready(self) -> None:
+        """
+        Make this process's layer channel and start reading it (with its own
+        process group, through which requests for this process come), once.
+        """
         if self._ready is None:
             self._ready = self.loop.create_future()
             self._reader = self.loop.create_task(self._read())

@@ -14,6 +14,8 @@ binary packet announced just before it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 from dataclasses import dataclass
@@ -41,6 +43,8 @@ __all__ = [
     "encode_open",
     "encode_packet",
     "namespace_prefix",
+    "decode_payload",
+    "encode_payload",
     "reconstruct",
 ]
 
@@ -160,17 +164,57 @@ def _encode_json(data: Any) -> str:
 # Encoding
 
 
-def encode_open(sid: str, ping_interval: float, ping_timeout: float, max_payload: int) -> str:
+def encode_open(
+    sid: str, ping_interval: float, ping_timeout: float, max_payload: int, upgrades: tuple[str, ...] = ()
+) -> str:
     """The Engine.IO OPEN packet; intervals are given in seconds."""
     return EIO_OPEN + _encode_json(
         {
             "sid": sid,
-            "upgrades": [],
+            "upgrades": list(upgrades),
             "pingInterval": round(ping_interval * 1000),
             "pingTimeout": round(ping_timeout * 1000),
             "maxPayload": max_payload,
         }
     )
+
+
+# --------------------------------------------------------------------------
+# HTTP long-polling payloads
+
+#: Separates the Engine.IO packets of one long-polling payload.
+RECORD_SEPARATOR = "\x1e"
+
+
+def encode_payload(packets: list[str | bytes]) -> str:
+    """
+    A long-polling payload: the packets, text as they are and binary ones as
+    ``b`` and their base64, separated by the record separator.
+    """
+    return RECORD_SEPARATOR.join(
+        "b" + base64.b64encode(packet).decode("ascii") if isinstance(packet, bytes) else packet
+        for packet in packets
+    )
+
+
+def decode_payload(payload: str) -> list[str | bytes]:
+    """
+    The packets of a long-polling payload: text packets as ``str``, binary
+    ones (``b`` and base64) as ``bytes``. Raise :class:`ProtocolError` for an
+    empty packet or invalid base64.
+    """
+    packets: list[str | bytes] = []
+    for packet in payload.split(RECORD_SEPARATOR):
+        if not packet:
+            raise ProtocolError("empty packet in a long-polling payload")
+        if packet[0] == "b":
+            try:
+                packets.append(base64.b64decode(packet[1:], validate=True))
+            except (binascii.Error, ValueError):
+                raise ProtocolError("invalid base64 in a binary packet") from None
+        else:
+            packets.append(packet)
+    return packets
 
 
 def namespace_prefix(namespace: str) -> str:

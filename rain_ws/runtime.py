@@ -37,6 +37,10 @@ class Runtime:
         self.sessions = SessionIndex(self.bridge)
         self.tracker = ConnectionTracker(settings)
         self.heartbeat = Heartbeat(settings.PING_INTERVAL, settings.PING_TIMEOUT, settings.CONNECT_TIMEOUT)
+        #: This process's long-polling sessions by sid (their PollingTransport),
+        #: and the requests it relayed to other processes, awaiting answers.
+        self.polling: dict[str, Any] = {}
+        self.relayed: dict[str, asyncio.Future[Any]] = {}
 
 
 _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime] = weakref.WeakKeyDictionary()

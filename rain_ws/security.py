@@ -23,12 +23,13 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest
 from django.utils.http import is_same_domain
 
 from .conf import get_settings
 from .refusals import refusals
 
-__all__ = ["OriginValidator", "origin_allowed", "refuse_handshake"]
+__all__ = ["OriginValidator", "origin_allowed", "refuse_handshake", "request_origin_allowed"]
 
 
 
@@ -65,7 +66,11 @@ def _trusted(origin: str, patterns: Iterable[str]) -> bool:
 
 def origin_allowed(scope: Mapping[str, Any]) -> bool:
     """Whether the WebSocket handshake in ``scope`` may go on, by its ``Origin`` header."""
-    request = _as_request(scope)
+    return request_origin_allowed(_as_request(scope))
+
+
+def request_origin_allowed(request: HttpRequest) -> bool:
+    """Whether ``request`` (a handshake, or a long-polling request) may go on, by its ``Origin`` header."""
     origin = request.META.get("HTTP_ORIGIN")
     if origin is None:
         return True

@@ -26,5 +26,5 @@ def _socket_io_path() -> str:
 
 urlpatterns = [
     path("rain_ws/session/refresh/", views.session_refresh, name="session_refresh"),
-    re_path(rf"^{re.escape(_socket_io_path().lstrip('/'))}", views.websocket_only, name="websocket_only"),
+    re_path(rf"^{re.escape(_socket_io_path().lstrip('/'))}", views.socket_io, name="socket_io"),
 ]

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import logging
 
+from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from .conf import get_settings
 from .metrics import render_prometheus
+from .refusals import refusals
+from .registry import registry
 from .runtime import runtime
+from .security import request_origin_allowed
 from .session_store import SessionExpired, load_session
+from .transports import polling
 
-
-__all__ = ["is_websocket_handshake", "metrics", "refuse_websocket_handshake", "session_refresh", "websocket_only"]
+__all__ = ["is_websocket_handshake", "metrics", "refuse_websocket_handshake", "session_refresh", "socket_io"]
 
 logger = logging.getLogger("rain_ws")
 
@@ -66,29 +72,54 @@ def refuse_websocket_handshake(request: HttpRequest) -> JsonResponse | None:
     return JsonResponse({"code": 3, "message": NOT_SERVING_WEBSOCKETS}, status=400)
 
 
-def websocket_only(request: HttpRequest) -> JsonResponse:
-    """
-    Answer HTTP requests to the Socket.IO path.
+#: Why long-polling needs an ASGI server.
+NOT_ASGI = (
+    "Socket.IO long-polling needs an ASGI server (daphne or uvicorn): a long-polling session "
+    "lives in the server's event loop from one request to the next. With `manage.py runserver`, "
+    "put 'daphne' first in INSTALLED_APPS and set ASGI_APPLICATION."
+)
 
-    rain_ws serves the WebSocket transport only; a client configured for
-    long-polling (the Socket.IO clients' default first step) lands here and
-    gets an Engine.IO error object saying what to change, rather than a 404.
-    A WebSocket handshake landing here means the server does not serve
-    WebSockets at all: :func:`refuse_websocket_handshake` says how to fix it.
+
+@csrf_exempt
+async def socket_io(request: HttpRequest) -> HttpResponse:
+    """
+    Serve Engine.IO's HTTP long-polling transport at the Socket.IO path (and
+    each channel's own route below it), on whichever process the request
+    reaches (see :mod:`rain_ws.transports.polling`).
+
+    Exempt from CSRF like any Socket.IO endpoint: a session's requests are
+    addressed by its sid, which only the page that opened it knows, and a
+    browser's cross-origin requests are refused by the origin check, as
+    WebSocket handshakes are. A WebSocket handshake landing here means the
+    server does not serve WebSockets: :func:`refuse_websocket_handshake` says
+    how to fix it.
     """
     refused = refuse_websocket_handshake(request)
     if refused is not None:
         return refused
-    return JsonResponse(
-        {
-            "code": 0,
-            "message": (
-                "Transport unknown: this server speaks Socket.IO over the WebSocket "
-                'transport only; configure the client with transports: ["websocket"].'
-            ),
-        },
-        status=400,
+    if not isinstance(request, ASGIRequest):
+        logger.warning("%s %s: %s", request.method, request.get_full_path(), NOT_ASGI)
+        return JsonResponse({"code": 3, "message": NOT_ASGI}, status=400)
+    if not request_origin_allowed(request):
+        refusals.refused("refused long-polling from foreign origin %r", request.headers.get("Origin"))
+        return JsonResponse({"code": 4, "message": "Forbidden"}, status=403)
+    prefix = get_settings().PATH
+    own = request.path[len(prefix) :].strip("/")
+    namespace = None
+    if own:
+        namespace = "/" + own
+        if registry.get(namespace) is None:
+            return JsonResponse({"code": 0, "message": "Transport unknown"}, status=400)
+    try:
+        body = request.body.decode() if request.method == "POST" else ""
+    except UnicodeDecodeError:
+        return JsonResponse({"code": 3, "message": "Bad request"}, status=400)
+    status, content, content_type = await polling.handle(
+        runtime(), request.scope, request.method or "GET", request.GET.dict(), body, namespace
     )
+    response = HttpResponse(content, status=status, content_type=content_type)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_POST

@@ -102,12 +102,15 @@ def test_cross_origin_handshake_is_refused(daphne_server: Server) -> None:
     assert daphne_server.log().count(refusal) > refusals_before
 
 
-def test_polling_is_refused_with_a_clear_answer(daphne_server: Server) -> None:
-    steps = observe("polling", daphne_server)
-    answer = steps["http_get"]
-    assert answer["status"] == 400
-    assert answer["content_type"] == "application/json"
-    assert "WebSocket transport" in answer["body"]["message"]
-    # The client left on its default transports fails at its first HTTP request.
-    assert steps["default_transports"]["connected"] is False
-    assert steps["default_transports"]["description"] == 400
+@pytest.mark.parametrize("server", ["daphne_server", "uvicorn_server"])
+def test_default_options_connect_over_polling_and_upgrade(server: str, request: pytest.FixtureRequest) -> None:
+    steps = observe("polling", request.getfixturevalue(server))
+    assert steps["default_transports"]["connected"] is True
+    assert steps["default_transports"]["transport"] == "polling"
+    assert steps["hello"]["args"] == [{"message": "Hello Sockets!", "channel": "/echo/2.0/echo"}]
+    assert steps["echo"]["reply"] == [None, [1, "two", {"$bytes": [0, 1, 255]}]]
+    assert steps["upgraded"]["transport"] == "websocket"
+    assert steps["echo_after_upgrade"]["reply"] == [None, ["after"]]
+    assert steps["polling_only"]["connected"] is True
+    assert steps["polling_only"]["transport"] == "polling"
+    assert steps["echo_polling_only"]["reply"] == [None, ["polled", {"$bytes": [7, 0]}]]  # base64 over polling

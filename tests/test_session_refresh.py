@@ -57,12 +57,6 @@ def test_refresh_needs_csrf_and_post():
     assert client.get(REFRESH).status_code == 405
 
 
-def test_polling_gets_a_clear_400():
-    response = Client().get("/socket.io/?EIO=4&transport=polling")
-    assert response.status_code == 400
-    assert "WebSocket" in json.loads(response.content)["message"]
-
-
 def render_tag(request) -> str:
     return Template("{% load rain_ws %}{% rain_ws_client %}").render(Context({"request": request}))
 

@@ -116,10 +116,10 @@ def test_a_channel_route_over_http_gets_the_same_answer():
     assert "not serving WebSockets" in json.loads(response.content)["message"]
 
 
-def test_polling_still_gets_the_transports_advice():
+def test_polling_under_wsgi_says_it_needs_an_asgi_server():
     response = Client().get("/socket.io/?EIO=4&transport=polling")
     assert response.status_code == 400
-    assert 'transports: ["websocket"]' in json.loads(response.content)["message"]
+    assert "needs an ASGI server" in json.loads(response.content)["message"]
 
 
 # {% rain_ws_client %}

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, WebSocketScope
 from channels.consumer import AsyncConsumer
 
+from .. import protocol
 from ..aio import start_send
 from ..engine import CloseCode, EngineSession, State
 from ..layer import DONE
@@ -84,9 +85,17 @@ class SocketIOConsumer(AsyncConsumer):
             await send({"type": "websocket.accept"})
         except Exception:
             return  # the client left during the handshake
-        self.session = session = EngineSession(self, scope, self.only_namespace, runtime())
+        sid = query.get("sid")
+        if sid is None:
+            self.session = session = EngineSession(self, scope, self.only_namespace, runtime())
+        else:
+            taken = await self._take_over(receive, sid)
+            if taken is None:
+                await send({"type": "websocket.close", "code": CloseCode.NORMAL})
+                return
+            self.session = session = taken
         try:
-            if session.open():
+            if sid is not None or session.open():
                 await self._receive_loop(receive, session)
         except asyncio.CancelledError:
             if not self._abandoned:
@@ -96,6 +105,32 @@ class SocketIOConsumer(AsyncConsumer):
         finally:
             session.ended()
             self.session = None  # no cycle left between the session and its transport
+
+    async def _take_over(self, receive: ASGIReceiveCallable, sid: str) -> EngineSession | None:
+        """
+        The upgrade of the long-polling session ``sid`` to this WebSocket:
+        the client probes (``2probe``, answered ``3probe``), then says
+        ``5``; the session is then this transport's. None when there is no
+        such session in this process (it may live in another: the client
+        then stays on long-polling), or the client does not complete it.
+        """
+        polling = runtime().polling.get(sid)
+        if polling is None or polling.session is None:
+            return None
+        wait = polling.session.settings.PING_TIMEOUT
+        try:
+            probe = await asyncio.wait_for(receive(), wait)
+            if probe.get("text") != protocol.EIO_PING + "probe":
+                return None
+            self.send_text(protocol.EIO_PONG + "probe")
+            polling.probed()
+            upgrade = await asyncio.wait_for(receive(), wait)
+        except TimeoutError:
+            return None
+        if upgrade.get("text") != protocol.EIO_UPGRADE:
+            return None
+        session = polling.session
+        return session if polling.upgrade_to(self) else None
 
     async def _receive_loop(self, receive: ASGIReceiveCallable, session: EngineSession) -> None:
         max_payload = session.settings.MAX_PAYLOAD

@@ -176,15 +176,25 @@ const scenarios = {
   },
 
   async polling() {
-    const response = await within(fetch(baseUrl + "/socket.io/?EIO=4&transport=polling"), "the HTTP GET");
-    report("http_get", {
-      status: response.status,
-      content_type: response.headers.get("content-type"),
-      body: await response.json(),
-    });
-    // The client's default transports start with HTTP long-polling.
+    // The client's default options: HTTP long-polling first, then the upgrade.
     const socket = io(baseUrl + ECHO, { reconnection: false, forceNew: true });
-    report("default_transports", await outcome(socket));
+    const first = socket.io.engine.transport.name; // the transport the client opened with
+    const hello = next(socket, "hello");
+    report("default_transports", { ...(await outcome(socket)), transport: first });
+    report("hello", { args: plain(await hello) });
+    const upgraded = socket.io.engine.transport.name === "websocket"
+      ? Promise.resolve()
+      : within(new Promise((resolve) => socket.io.engine.once("upgrade", resolve)), "the upgrade");
+    report("echo", { reply: await ack(socket, "echo", 1, "two", new Uint8Array([0, 1, 255])) });
+    await upgraded;
+    report("upgraded", { transport: socket.io.engine.transport.name });
+    report("echo_after_upgrade", { reply: await ack(socket, "echo", "after") });
+    socket.disconnect();
+    // Long-polling only, as behind a proxy that blocks WebSockets.
+    const polling = io(baseUrl + ECHO, { transports: ["polling"], reconnection: false, forceNew: true });
+    report("polling_only", { ...(await outcome(polling)), transport: polling.io.engine.transport.name });
+    report("echo_polling_only", { reply: await ack(polling, "echo", "polled", new Uint8Array([7, 0])) });
+    polling.disconnect();
   },
 };
 
