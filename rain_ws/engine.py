@@ -21,6 +21,8 @@ import secrets
 from collections.abc import Awaitable
 from typing import Any, Protocol
 
+from django.utils.crypto import constant_time_compare, salted_hmac
+
 from . import protocol
 from .conf import RainSettings, get_settings
 from .dispatch import PAUSE_AT, QueueFull, drained, receive_event, start_socket
@@ -31,7 +33,7 @@ from .runtime import Runtime
 from .sessions import ConnectionSession
 from .socket import Socket
 
-__all__ = ["CloseCode", "EngineSession", "State", "Transport"]
+__all__ = ["CloseCode", "EngineSession", "State", "Transport", "new_sid", "sid_owner"]
 
 logger = logging.getLogger("rain_ws")
 
@@ -76,6 +78,8 @@ _CLOSED = State.CLOSED
 class Transport(Protocol):
     """What an Engine.IO session needs from the transport under it."""
 
+    #: "websocket" or "polling", for the metrics.
+    name: str
     #: Whether an empty binary frame reaches the client (daphne drops them).
     sends_empty_bytes: bool
     #: Whether reading less makes the client send less (the server stops
@@ -98,6 +102,28 @@ class Transport(Protocol):
         Close, after what was sent before (unless the client is not reading);
         return the close code sent (a transport may send its own equivalent).
         """
+
+
+def new_sid(process_id: str) -> str:
+    """
+    A new session id: it names the process that holds the session, so that
+    a long-polling request reaching another process finds its way there,
+    and is signed, so that no made-up sid sends a request anywhere.
+    """
+    value = f"{process_id}.{secrets.token_urlsafe(15)}"
+    return f"{value}.{_sid_signature(value)}"
+
+
+def sid_owner(sid: str) -> str | None:
+    """The id of the process holding session ``sid``; None for a sid rain_ws did not make."""
+    value, _, signature = sid.rpartition(".")
+    if not value or not constant_time_compare(signature, _sid_signature(value)):
+        return None
+    return value.partition(".")[0]
+
+
+def _sid_signature(value: str) -> str:
+    return salted_hmac("rain_ws.sid", value).hexdigest()[:16]
 
 
 class CloseConnection(Exception):
@@ -155,9 +181,7 @@ class EngineSession:
         self.only_namespace = namespace
         self.runtime = runtime
         self.settings: RainSettings = get_settings()
-        # The sid names the process that holds the session, so that a
-        # long-polling request that reaches another process finds its way.
-        self.sid = f"{runtime.bridge.process_id}.{secrets.token_urlsafe(15)}"
+        self.sid = new_sid(runtime.bridge.process_id)
         self.state = _OPENING
         self.sockets: dict[str, Socket] = {}
         self.identity = ConnectionSession(scope, runtime.sessions)
@@ -226,6 +250,7 @@ class EngineSession:
             return False
         self.state = _OPEN
         metrics.connections += 1
+        metrics.transports[self.transport.name] += 1
         self.runtime.heartbeat.add(self)
         return True
 
@@ -239,6 +264,7 @@ class EngineSession:
         if self.state is _OPEN or self.state is _CLOSING:
             self.runtime.tracker.remove(self)
             metrics.connections -= 1
+            metrics.transports[self.transport.name] -= 1
         self.state = _CLOSED
         self.identity.close(self)
         sockets = list(self.sockets.values())
@@ -252,6 +278,9 @@ class EngineSession:
         long-polling to WebSocket), sending first what the old transport had
         not delivered yet (``unsent``).
         """
+        if self.state is _OPEN or self.state is _CLOSING:
+            metrics.transports[self.transport.name] -= 1
+            metrics.transports[transport.name] += 1
         self.transport = transport
         for packet in unsent:
             if isinstance(packet, bytes):

@@ -47,6 +47,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.connections = 0
+        #: Open connections by the transport carrying them now.
+        self.transports = {"websocket": 0, "polling": 0}
         self.reaped = 0
         self.refused = 0
         self.slow_closed = 0
@@ -66,7 +68,13 @@ metrics = Metrics()
 def _families(idle_connections: int) -> Iterator[Any]:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-    yield GaugeMetricFamily("rain_ws_connections", "Open WebSocket connections.", value=metrics.connections)
+    yield GaugeMetricFamily("rain_ws_connections", "Open Engine.IO connections.", value=metrics.connections)
+    by_transport = GaugeMetricFamily(
+        "rain_ws_transport_connections", "Open connections by their transport.", labels=["transport"]
+    )
+    for transport, count in metrics.transports.items():
+        by_transport.add_metric([transport], count)
+    yield by_transport
     yield GaugeMetricFamily(
         "rain_ws_idle_connections",
         "Connections idle for IDLE_TIME (counted when the idle reaper is on).",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -103,6 +104,8 @@ async def socket_io(request: HttpRequest) -> HttpResponse:
     if not request_origin_allowed(request):
         refusals.refused("refused long-polling from foreign origin %r", request.headers.get("Origin"))
         return JsonResponse({"code": 4, "message": "Forbidden"}, status=403)
+    if request.method == "OPTIONS":  # a CORS preflight, from an origin the settings name
+        return _with_cors(request, HttpResponse(status=204))
     prefix = get_settings().PATH
     own = request.path[len(prefix) :].strip("/")
     namespace = None
@@ -119,6 +122,30 @@ async def socket_io(request: HttpRequest) -> HttpResponse:
     )
     response = HttpResponse(content, status=status, content_type=content_type)
     response["Cache-Control"] = "no-store"
+    return _with_cors(request, response)
+
+
+def _with_cors(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """
+    Let a page of another origin that passed the origin check (one named by
+    ``CSRF_TRUSTED_ORIGINS`` or ``RAIN_WS["ALLOWED_ORIGINS"]``) read the
+    answer, with its cookies: the CORS headers name that origin, never ``*``.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return response
+    try:
+        if origin == f"{request.scheme}://{request.get_host()}":
+            return response
+    except DisallowedHost:
+        pass
+    response["Access-Control-Allow-Origin"] = origin
+    response["Access-Control-Allow-Credentials"] = "true"
+    response["Vary"] = "Origin"
+    if request.method == "OPTIONS":
+        response["Access-Control-Allow-Methods"] = "GET, POST"
+        response["Access-Control-Allow-Headers"] = request.headers.get("Access-Control-Request-Headers", "content-type")
+        response["Access-Control-Max-Age"] = "600"
     return response
 
 

@@ -29,8 +29,9 @@ from collections.abc import Awaitable
 from typing import Any
 
 from .. import protocol
-from ..engine import CloseCode, EngineSession, State, Transport
+from ..engine import CloseCode, EngineSession, State, Transport, sid_owner
 from ..layer import DONE, process_group
+from ..refusals import refusals
 from ..runtime import Runtime
 
 __all__ = ["PollingTransport", "Response", "handle"]
@@ -53,6 +54,9 @@ UNSUPPORTED_VERSION = (5, "Unsupported protocol version")
 #: The layer messages of the relay.
 RELAY = "rain_ws.poll"
 RELAY_ANSWER = "rain_ws.poll.answer"
+#: Seconds a relayed request waits for the owner to say it has it: past
+#: that, the owner is taken for gone and the client told to start again.
+OWNER_WAIT = 2.0
 #: Seconds a relayed POST waits for the owner's answer (a GET waits a ping interval more).
 RELAY_WAIT = 5.0
 
@@ -67,6 +71,7 @@ def error(code_and_message: tuple[int, str], status: int = 400) -> Response:
 class PollingTransport:
     """The output of one session, kept until the client's next GET takes it."""
 
+    name = "polling"
     sends_empty_bytes = True
     #: A POST's answer waits while a socket's backlog is long: the client
     #: sends its next POST only after it.
@@ -219,7 +224,9 @@ async def handle(
         return await _handshake(runtime, scope, namespace)
     if method not in ("GET", "POST"):
         return error(BAD_REQUEST)
-    owner = sid.partition(".")[0]
+    owner = sid_owner(sid)
+    if owner is None:
+        return error(UNKNOWN_SID)
     if owner != runtime.bridge.process_id and runtime.bridge.enabled:
         return await _relay(runtime, owner, method, sid, body)
     return await _serve(runtime, method, sid, body)
@@ -261,28 +268,52 @@ async def _relay(runtime: Runtime, owner: str, method: str, sid: str, body: str)
     bridge = runtime.bridge
     await bridge.ready()
     request = secrets.token_hex(8)
+    taken: asyncio.Future[None] = runtime.loop.create_future()
     answer: asyncio.Future[Response] = runtime.loop.create_future()
-    runtime.relayed[request] = answer
-    message = {"type": RELAY, "request": request, "reply_to": bridge.process_id, "method": method, "sid": sid, "body": body}
+    runtime.relayed[request] = (taken, answer)
+    message = {
+        "type": RELAY,
+        "request": request,
+        "reply_to": bridge.process_id,
+        "method": method,
+        "sid": sid,
+        "body": body,
+    }
     bridge.publish([process_group(owner)], message)
     wait = RELAY_WAIT + (runtime.settings.PING_INTERVAL if method == "GET" else 0)
     try:
+        # The owner says at once that it has the request, so a dead owner is
+        # known within OWNER_WAIT, however long a GET may then wait.
+        await asyncio.wait_for(asyncio.shield(taken), OWNER_WAIT)
         return await asyncio.wait_for(answer, wait)
     except TimeoutError:
-        # The owner is gone (or the layer is down): the client makes a new session.
-        logger.warning("no answer from the process holding long-polling session %s within %s s", sid, wait)
+        # The owner is gone (or the layer is down): the client starts a new session.
+        refusals.refused("no answer from the process holding long-polling session %s: told the client to start again", sid)
         return error(UNKNOWN_SID)
     finally:
         runtime.relayed.pop(request, None)
 
 
 async def _answer(runtime: Runtime, message: dict[str, Any]) -> None:
+    requester = [process_group(message["reply_to"])]
+    runtime.bridge.publish(requester, {"type": RELAY_ANSWER, "request": message["request"], "taken": True})
     status, body, content_type = await _serve(runtime, message["method"], message["sid"], message["body"])
-    reply = {"type": RELAY_ANSWER, "request": message["request"], "status": status, "body": body, "content_type": content_type}
-    runtime.bridge.publish([process_group(message["reply_to"])], reply)
+    reply = {
+        "type": RELAY_ANSWER,
+        "request": message["request"],
+        "status": status,
+        "body": body,
+        "content_type": content_type,
+    }
+    runtime.bridge.publish(requester, reply)
 
 
 def _answered(runtime: Runtime, message: dict[str, Any]) -> None:
-    answer = runtime.relayed.get(message["request"])
-    if answer is not None and not answer.done():
+    waiting = runtime.relayed.get(message["request"])
+    if waiting is None:
+        return
+    taken, answer = waiting
+    if not taken.done():
+        taken.set_result(None)
+    if not message.get("taken") and not answer.done():
         answer.set_result((message["status"], message["body"], message["content_type"]))

@@ -47,6 +47,8 @@ class SocketIOConsumer(AsyncConsumer):
     routes); ``None`` serves every channel, multiplexed.
     """
 
+    name = "websocket"
+
     def __init__(self, namespace: str | None = None) -> None:
         super().__init__()
         self.only_namespace = namespace
