@@ -40,7 +40,14 @@ class Runtime:
         #: This process's long-polling sessions by sid (their PollingTransport),
         #: and the requests it relayed to other processes, awaiting answers.
         self.polling: dict[str, Any] = {}
-        self.relayed: dict[str, asyncio.Future[Any]] = {}
+        self.relayed: dict[str, Any] = {}
+        #: WebSocket upgrades relayed between processes
+        #: (rain_ws.transports.relay), by connection id: this process's
+        #: sessions whose WebSocket is elsewhere, this process's WebSockets
+        #: of sessions held elsewhere, and their pending answers.
+        self.relayed_sessions: dict[str, Any] = {}
+        self.relay_sockets: dict[str, Any] = {}
+        self.relay_answers: dict[str, asyncio.Future[bool]] = {}
 
 
 _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime] = weakref.WeakKeyDictionary()

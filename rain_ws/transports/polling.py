@@ -33,6 +33,7 @@ from ..engine import CloseCode, EngineSession, State, Transport, sid_owner
 from ..layer import DONE, process_group
 from ..refusals import refusals
 from ..runtime import Runtime
+from . import relay
 
 __all__ = ["PollingTransport", "Response", "handle"]
 
@@ -238,6 +239,7 @@ async def _handshake(runtime: Runtime, scope: dict[str, Any], namespace: str | N
     runtime.polling[session.sid] = transport
     if runtime.bridge.enabled:
         _listen(runtime)
+        relay.listen(runtime)
         await runtime.bridge.ready()  # so that requests relayed from other processes reach this one
     session.open(upgrades=("websocket",))
     packets, transport._out = transport._out, []

@@ -26,9 +26,10 @@ from channels.consumer import AsyncConsumer
 
 from .. import protocol
 from ..aio import start_send
-from ..engine import CloseCode, EngineSession, State
+from ..engine import CloseCode, EngineSession, State, sid_owner
 from ..layer import DONE
 from ..runtime import runtime
+from .relay import relay_frames
 
 __all__ = ["SocketIOConsumer"]
 
@@ -90,6 +91,10 @@ class SocketIOConsumer(AsyncConsumer):
         sid = query.get("sid")
         if sid is None:
             self.session = session = EngineSession(self, scope, self.only_namespace, runtime())
+        elif self._held_elsewhere(sid):
+            await relay_frames(runtime(), self, receive, sid, sid_owner(sid), self.sends_empty_bytes)  # type: ignore[arg-type]
+            self._post({"type": "websocket.close", "code": CloseCode.NORMAL})
+            return
         else:
             taken = await self._take_over(receive, sid)
             if taken is None:
@@ -107,6 +112,13 @@ class SocketIOConsumer(AsyncConsumer):
         finally:
             session.ended()
             self.session = None  # no cycle left between the session and its transport
+
+    @staticmethod
+    def _held_elsewhere(sid: str) -> bool:
+        """Whether session ``sid`` is held by another process (its WebSocket is then relayed there)."""
+        owner = sid_owner(sid)
+        process = runtime()
+        return owner is not None and owner != process.bridge.process_id and process.bridge.enabled
 
     async def _take_over(self, receive: ASGIReceiveCallable, sid: str) -> EngineSession | None:
         """
