@@ -29,7 +29,7 @@ async def metrics(request: HttpRequest) -> HttpResponse:
     This process's rain_ws metrics in the Prometheus text format.
 
     Not in ``rain_ws.urls``: route it yourself, where only your monitoring
-    reaches it. Needs ``prometheus_client`` (``pip install rain-ws[prometheus]``).
+    reaches it. Needs ``prometheus_client`` (the ``prometheus`` extra: ``pip install "/path/to/rain_ws[prometheus]"``).
     Counts are per process; with several server processes, scrape each. An
     async view, so that it runs on the server's event loop, where the
     connections live.
@@ -69,7 +69,7 @@ def refuse_websocket_handshake(request: HttpRequest) -> JsonResponse | None:
     """
     if not is_websocket_handshake(request):
         return None
-    logger.warning("%s %s: %s", request.method, request.get_full_path(), NOT_SERVING_WEBSOCKETS)
+    refusals.refused("%s %s: %s", request.method, request.get_full_path(), NOT_SERVING_WEBSOCKETS)
     return JsonResponse({"code": 3, "message": NOT_SERVING_WEBSOCKETS}, status=400)
 
 
@@ -99,7 +99,7 @@ async def socket_io(request: HttpRequest) -> HttpResponse:
     if refused is not None:
         return refused
     if not isinstance(request, ASGIRequest):
-        logger.warning("%s %s: %s", request.method, request.get_full_path(), NOT_ASGI)
+        refusals.refused("%s %s: %s", request.method, request.get_full_path(), NOT_ASGI)
         return JsonResponse({"code": 3, "message": NOT_ASGI}, status=400)
     if not request_origin_allowed(request):
         refusals.refused("refused long-polling from foreign origin %r", request.headers.get("Origin"))

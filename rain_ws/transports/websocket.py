@@ -28,6 +28,7 @@ from .. import protocol
 from ..aio import start_send
 from ..engine import CloseCode, EngineSession, State, sid_owner
 from ..layer import DONE
+from ..refusals import refusals
 from ..runtime import runtime
 from .relay import relay_frames
 
@@ -75,9 +76,8 @@ class SocketIOConsumer(AsyncConsumer):
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         if query.get("EIO") != "4" or query.get("transport") != "websocket":
             client = scope.get("client")
-            logger.warning(
-                "refused %s: rain_ws serves Engine.IO 4 over the WebSocket transport only "
-                "(EIO=%s, transport=%s)",
+            refusals.refused(
+                "refused %s: a WebSocket needs EIO=4&transport=websocket (EIO=%s, transport=%s)",
                 f"{client[0]}:{client[1]}" if client else "unknown client",
                 query.get("EIO"),
                 query.get("transport"),
