@@ -50,6 +50,8 @@ class RainSettings:
     MAX_QUEUED_EVENTS: int = 1000
     MAX_QUEUED_BYTES: int = 4 * 1024 * 1024
     MAX_AUTH_BYTES: int = 16 * 1024
+    DRAIN_BATCH: int = 100
+    DRAIN_INTERVAL: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,7 @@ class SettingsProblem:
         return self.message if self.hint is None else f"{self.message} {self.hint}"
 
 
-_SECONDS = ("PING_INTERVAL", "PING_TIMEOUT", "CONNECT_TIMEOUT", "IDLE_TIME", "IDLE_CHECK_INTERVAL")
+_SECONDS = ("PING_INTERVAL", "PING_TIMEOUT", "CONNECT_TIMEOUT", "IDLE_TIME", "IDLE_CHECK_INTERVAL", "DRAIN_INTERVAL")
 _FLAGS = ("REQUIRE_SESSION", "DISCONNECT_IDLE")
 _INTEGERS = (
     ("MAX_PAYLOAD", 1024, SERVER_MAX_MESSAGE),
@@ -75,6 +77,7 @@ _INTEGERS = (
     ("MAX_QUEUED_EVENTS", 1, 10**6),
     ("MAX_QUEUED_BYTES", 1024, 2**40),
     ("MAX_AUTH_BYTES", 0, SERVER_MAX_MESSAGE),
+    ("DRAIN_BATCH", 1, 10**9),
 )
 
 NOT_A_DICT = "rain_ws.E001"

@@ -41,9 +41,10 @@ class CloseCode:
     """
     The WebSocket close codes rain_ws uses.
 
-    RFC 6455 has codes for "message too big" (1009) and "try again later"
-    (1013), but daphne lets applications close only with 1000 or 3000-4999,
-    so for those two rain_ws uses 4000 plus the RFC code on servers that do
+    RFC 6455 has codes for "message too big" (1009), "service restart"
+    (1012) and "try again later" (1013), but daphne lets applications close
+    only with 1000 or 3000-4999, so for those rain_ws uses 3000 plus the RFC
+    code (4009, 4012, 4013) on servers that do
     not declare an ASGI spec version in the scope (daphne), and the RFC code
     elsewhere. Its other codes are the same on every server.
     """
@@ -52,10 +53,11 @@ class CloseCode:
     PROTOCOL_ERROR = 4002
     POLICY_VIOLATION = 4008
     TOO_BIG = 4009
+    SERVICE_RESTART = 4012
     TRY_AGAIN_LATER = 4013
 
     RFC_OFFSET = 3000
-    HAS_RFC_EQUIVALENT = frozenset({TOO_BIG, TRY_AGAIN_LATER})
+    HAS_RFC_EQUIVALENT = frozenset({TOO_BIG, SERVICE_RESTART, TRY_AGAIN_LATER})
 
 
 class State(enum.Enum):
@@ -249,6 +251,7 @@ class EngineSession:
             self.close(CloseCode.TRY_AGAIN_LATER, None)
             return False
         self.state = _OPEN
+        self.runtime.drainer.listen()
         metrics.connections += 1
         metrics.transports[self.transport.name] += 1
         self.runtime.heartbeat.add(self)
@@ -303,6 +306,11 @@ class EngineSession:
         sent = self.transport.close(code)
         if reason is not None:
             logger.warning("closing %s (code %s): %s", self.client, sent, reason)
+
+    def drain(self) -> None:
+        """Close for a drain: "service restart", on which clients reconnect (to another process)."""
+        self.close_reason = "server draining"
+        self.close(CloseCode.SERVICE_RESTART, None)
 
     def expire(self, reason: str) -> None:
         """Close the connection from the heartbeat (ping or CONNECT timeout)."""

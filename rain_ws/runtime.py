@@ -17,6 +17,7 @@ from typing import Any
 
 from .aio import call_from_sync
 from .conf import RainSettings, get_settings
+from .drain import Drainer
 from .heartbeat import Heartbeat
 from .idle import ConnectionTracker
 from .layer import LayerBridge
@@ -37,6 +38,7 @@ class Runtime:
         self.sessions = SessionIndex(self.bridge)
         self.tracker = ConnectionTracker(settings)
         self.heartbeat = Heartbeat(settings.PING_INTERVAL, settings.PING_TIMEOUT, settings.CONNECT_TIMEOUT)
+        self.drainer = Drainer(self.bridge, self.tracker, settings.DRAIN_BATCH, settings.DRAIN_INTERVAL)
         #: This process's long-polling sessions by sid (their PollingTransport),
         #: and the requests it relayed to other processes, awaiting answers.
         self.polling: dict[str, Any] = {}

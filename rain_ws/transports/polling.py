@@ -51,6 +51,7 @@ UNKNOWN_SID = (1, "Session ID unknown")
 BAD_HANDSHAKE_METHOD = (2, "Bad handshake method")
 BAD_REQUEST = (3, "Bad request")
 UNSUPPORTED_VERSION = (5, "Unsupported protocol version")
+DRAINING = (3, "Server draining: try another")
 
 #: The layer messages of the relay.
 RELAY = "rain_ws.poll"
@@ -111,6 +112,8 @@ class PollingTransport:
         self._closing = True
         session = self.session
         assert session is not None
+        if session.close_reason != "client close":
+            self._out.append(protocol.EIO_CLOSE)  # the client learns it is over at its next GET
         if self._waiter is not None:
             self._wake()
         elif session.close_reason == "ping timeout":
@@ -234,6 +237,9 @@ async def handle(
 
 
 async def _handshake(runtime: Runtime, scope: dict[str, Any], namespace: str | None) -> Response:
+    if runtime.drainer.draining:
+        # Clients retry with their backoff, through the load balancer to another process.
+        return error(DRAINING, status=503)
     transport = PollingTransport(runtime)
     session = transport.session = EngineSession(transport, scope, namespace, runtime)
     runtime.polling[session.sid] = transport

@@ -84,6 +84,12 @@ class SocketIOConsumer(AsyncConsumer):
             )
             await send({"type": "websocket.close", "code": CloseCode.NORMAL})
             return
+        if runtime().drainer.draining:
+            # Refused at the handshake: the client retries with its backoff,
+            # through the load balancer to another process.
+            refusals.refused("refused a WebSocket: this process is draining")
+            await send({"type": "websocket.close", "code": CloseCode.NORMAL})
+            return
         try:
             await send({"type": "websocket.accept"})
         except Exception:
