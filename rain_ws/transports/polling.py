@@ -14,9 +14,9 @@ waits until there is something: the heartbeat's ping comes every
 ``PING_INTERVAL``, so a GET never waits longer. A POST carries the client's
 packets. The upgrade to WebSocket (a WebSocket handshake with the ``sid``,
 then ``2probe``, ``3probe`` and ``5``) is done by
-:mod:`rain_ws.transports.websocket` with :meth:`PollingTransport.upgrade_to`;
-it must reach the owner (a WebSocket that reaches another process is
-refused, and the client stays on long-polling).
+:mod:`rain_ws.transports.websocket` with :meth:`PollingTransport.upgrade_to`
+on the owner, or relayed to the owner by :mod:`rain_ws.transports.relay`
+when the WebSocket reaches another process.
 """
 
 from __future__ import annotations
