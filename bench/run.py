@@ -1,6 +1,6 @@
 """
 Run the benchmark: rain_ws against the Socket.IO servers people would
-otherwise use, on five scenarios, all in one run.
+otherwise use, on six scenarios, all in one run.
 
 - ``idle``: server memory per idle connection (5,000 connections), next to a
   raw ASGI application on the same ASGI server.
@@ -10,12 +10,18 @@ otherwise use, on five scenarios, all in one run.
   1, 100 and 1,000 sockets.
 - ``hold``: 10,000 connections on one process: memory, and whether every
   connection is still pinged.
+- ``polling``: server CPU per Socket.IO event over HTTP long-polling (emit
+  with an ack, in a loop; ``polling.py``), on one rain_ws process and across
+  two through Redis (every request relayed to the session's owner), next to
+  python-socketio and Node socket.io; and a WebSocket upgraded on a process
+  other than the session's owner (relayed) next to one upgraded on the owner.
 
 The servers of the first four start together (fresh, so the idle scenario
 runs first and sees them as they start); for each run, each server in turn
 gets a fresh load generator (``loadgen.py``) with new connections, so that a
 drift in the machine's load falls on all of them. ``hold`` then starts each of
-its servers afresh, alone. Servers are pinned to one core and the load
+its servers afresh, alone, and ``polling`` starts its own servers (and a
+redis-server) afresh, together. Servers are pinned to one core and the load
 generator to another. The tables give medians of the runs and ratios against
 python-socketio and Node socket.io from the same run.
 
@@ -23,6 +29,7 @@ Usage, from the repository root::
 
     .venv/bin/python bench/run.py            # full run; writes bench/RESULTS.md
     .venv/bin/python bench/run.py --quick    # smoke run: every scenario, tiny, unpinned
+    .venv/bin/python bench/run.py --scenarios polling   # only the long-polling section of bench/RESULTS.md
 
 Linux only (``/proc``, ``taskset``). See bench/README.md for the method.
 """
@@ -32,6 +39,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -58,6 +66,10 @@ RESULTS = BENCH / "RESULTS.md"
 #: uvicorn's event loop and WebSocket implementation, named so that the run
 #: does not depend on which optional packages happen to be installed.
 UVICORN_OPTIONS = ["--loop", "asyncio", "--ws", "websockets-sansio"]
+#: uvicorn's HTTP parser for the long-polling servers, named for the same
+#: reason: httptools (what ``uvicorn[standard]`` installs) when it is
+#: installed, else uvicorn's pure-Python h11.
+HTTP_IMPLEMENTATION = "httptools" if importlib.util.find_spec("httptools") is not None else "h11"
 
 RAIN_UVICORN = "rain_ws-uvicorn"
 RAIN_DAPHNE = "rain_ws-daphne"
@@ -76,18 +88,19 @@ class ServerSpec:
     label: str
     kind: str  # "uvicorn", "daphne" or "node"
     target: str  # ASGI application, or the Node script
+    extra: tuple[str, ...] = ()  # more options (uvicorn), or arguments after the port (node)
 
     def command(self, port: int) -> list[str]:
         if self.kind == "uvicorn":
             return [
                 sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),
                 "--no-access-log", "--log-level", "warning", "--lifespan", "off",
-                *UVICORN_OPTIONS, self.target,
+                *UVICORN_OPTIONS, *self.extra, self.target,
             ]  # fmt: skip
         if self.kind == "daphne":
             # Verbosity 0: warning-level logging and no access log.
             return [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port), self.target]
-        return ["node", str(NODE_DIR / self.target), str(port)]
+        return ["node", str(NODE_DIR / self.target), str(port), *self.extra]
 
 
 SERVERS = [
@@ -110,6 +123,89 @@ QUICK_ROOM_SIZES = (1, 5)
 #: Connections held by ``hold``; its servers.
 HOLD_CONNECTIONS = 10_000
 HOLD_SERVERS = [RAIN_UVICORN, PYTHON_SOCKETIO]
+
+# -- long-polling ----------------------------------------------------------------
+
+#: The long-polling servers: rain_ws as in the other scenarios; python-socketio
+#: and Node socket.io with their default transports (long-polling, with the
+#: upgrade to WebSocket offered, as rain_ws offers it).
+#: A parked GET that python-socketio keeps after its client closed the
+#: session would hold uvicorn's shutdown for a ping interval and timeout:
+#: the servers of this scenario wait at most 2 s for open requests.
+_POLLING_HTTP = ("--http", HTTP_IMPLEMENTATION, "--timeout-graceful-shutdown", "2")
+RAIN_POLLING = ServerSpec(RAIN_UVICORN, LABELS[RAIN_UVICORN], "uvicorn", "bench.servers.rain_asgi:application", _POLLING_HTTP)
+SOCKETIO_POLLING = ServerSpec(
+    PYTHON_SOCKETIO, LABELS[PYTHON_SOCKETIO], "uvicorn", "bench.servers.socketio_app:polling_application", _POLLING_HTTP
+)
+NODE_POLLING = ServerSpec(NODE, LABELS[NODE], "node", "server.mjs", ("polling",))
+#: The channel layer of the two-process deployment, and its settings module.
+RELAY_LAYER = "RedisPubSubChannelLayer"
+REDIS_SETTINGS = "bench.servers.settings_redis"
+
+
+@dataclass(frozen=True)
+class PollingDeployment:
+    """Server processes started together for the ``polling`` scenario."""
+
+    key: str
+    spec: ServerSpec
+    processes: int = 1
+    layer: str | None = None  # a Redis layer class for rain_ws, or None for its default settings
+
+
+POLLING_DEPLOYMENTS = {
+    deployment.key: deployment
+    for deployment in (
+        PollingDeployment("rain-1", RAIN_POLLING),
+        PollingDeployment("rain-2", RAIN_POLLING, 2, RELAY_LAYER),
+        PollingDeployment("socketio", SOCKETIO_POLLING),
+        PollingDeployment("node", NODE_POLLING),
+    )
+}
+
+
+@dataclass(frozen=True)
+class PollingRow:
+    """One row of the ``polling`` table: a deployment, and where each client's requests go."""
+
+    key: str
+    label: str
+    server: str  # the --servers key that selects the row
+    deployment: str
+    mode: str  # "polling": events over long-polling; "upgrade": over the WebSocket it upgrades to
+    handshake: int = 0  # the deployment's process that makes each session (its owner)
+    requests: int = 0  # the process every later request, or the upgrade's WebSocket, goes to
+    compare_to: str | None = None  # the row this one's relay is measured against
+
+    @property
+    def relayed(self) -> bool:
+        return self.handshake != self.requests
+
+
+POLLING_ROWS = [
+    PollingRow("rain-1", "rain_ws on uvicorn, 1 process", RAIN_UVICORN, "rain-1", "polling"),
+    PollingRow("rain-2-owner", "rain_ws, 2 processes on Redis, requests to the owner", RAIN_UVICORN, "rain-2", "polling"),
+    PollingRow(
+        "rain-2-relay", "rain_ws, 2 processes on Redis, every request relayed", RAIN_UVICORN, "rain-2", "polling",
+        0, 1, "rain-2-owner",
+    ),
+    PollingRow("socketio", "python-socketio on uvicorn", PYTHON_SOCKETIO, "socketio", "polling"),
+    PollingRow("node", "Node socket.io", NODE, "node", "polling"),
+    PollingRow(
+        "ws-owner", "rain_ws, 2 processes on Redis, upgraded to WebSocket on the owner", RAIN_UVICORN, "rain-2",
+        "upgrade",
+    ),
+    PollingRow(
+        "ws-relay", "rain_ws, 2 processes on Redis, upgraded to WebSocket on the other process (relayed)",
+        RAIN_UVICORN, "rain-2", "upgrade", 0, 1, "ws-owner",
+    ),
+]  # fmt: skip
+POLLING_ROWS_BY_KEY = {row.key: row for row in POLLING_ROWS}
+#: Rows ``--quick`` leaves out: they take the same paths as others it keeps.
+QUICK_LEFT_OUT = {"rain-2-owner", "ws-owner"}
+#: ``--quick``'s window for ``polling``, in seconds.
+QUICK_POLLING_WINDOW = 0.5
+POLLING_SERVERS = [RAIN_UVICORN, PYTHON_SOCKETIO, NODE]
 
 
 @dataclass(frozen=True)
@@ -164,6 +260,15 @@ def _hold_loads(args: argparse.Namespace) -> list[Load]:
     return [Load("hold", arguments, 200)]
 
 
+def _polling_loads(args: argparse.Namespace) -> list[Load]:
+    """One load per run; each row of the table gets it in turn (see run_polling)."""
+    arguments = [
+        "--connections", str(args.polling_connections), "--warmup", str(args.warmup),
+        "--duration", str(args.polling_duration),
+    ]  # fmt: skip
+    return [Load("polling", arguments, args.warmup + args.polling_duration + 30)] * args.runs
+
+
 #: In the order they run. ``idle`` comes first, while the servers are fresh.
 SCENARIOS = [
     Scenario("idle", [*SOCKETIO_SERVERS, RAW_UVICORN, RAW_DAPHNE], _idle_loads),
@@ -171,6 +276,7 @@ SCENARIOS = [
     Scenario("echo", SOCKETIO_SERVERS, _echo_loads),
     Scenario("fanout", SOCKETIO_SERVERS, _fanout_loads),
     Scenario("hold", HOLD_SERVERS, _hold_loads),
+    Scenario("polling", POLLING_SERVERS, _polling_loads),
 ]
 SCENARIO_NAMES = [scenario.name for scenario in SCENARIOS]
 SCENARIOS_BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
@@ -265,23 +371,40 @@ def raise_open_file_limit() -> int:
 
 
 @contextmanager
-def start(spec: ServerSpec, prefix: list[str]) -> Iterator[Running]:
+def start(spec: ServerSpec, prefix: list[str], environment: dict[str, str] | None = None) -> Iterator[Running]:
     """Start a server, wait until it listens, and stop it (its PID only) on exit."""
-    port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix=f"bench-{spec.key}-", suffix=".log", delete=False)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "bench.servers.settings"}
-    # taskset execs the server, so the PID is the server's own.
-    process = subprocess.Popen(
-        [*prefix, *spec.command(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    running = Running(spec, process, port, Path(log.name))
-    try:
-        wait_until_listening(process, port, spec.label, running.log_tail)
+    with start_together([(spec, environment)], prefix) as (running,):
         yield running
+
+
+@contextmanager
+def start_together(
+    servers: list[tuple[ServerSpec, dict[str, str] | None]], prefix: list[str]
+) -> Iterator[list[Running]]:
+    """
+    Start servers (each with its environment added to the default one) all
+    at once, wait until each listens, and stop them all (their PIDs only) on exit.
+    """
+    started: list[tuple[Running, Any]] = []
+    try:
+        for spec, environment in servers:
+            port = free_port()
+            log = tempfile.NamedTemporaryFile(prefix=f"bench-{spec.key}-", suffix=".log", delete=False)
+            env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "bench.servers.settings"}
+            env.update(environment or {})
+            # taskset execs the server, so the PID is the server's own.
+            process = subprocess.Popen(
+                [*prefix, *spec.command(port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+            started.append((Running(spec, process, port, Path(log.name)), log))
+        for running, _ in started:
+            wait_until_listening(running.process, running.port, running.spec.label, running.log_tail)
+        yield [running for running, _ in started]
     finally:
-        stop(process)
-        log.close()
-        os.unlink(log.name)
+        for running, log in started:
+            stop(running.process)
+            log.close()
+            os.unlink(log.name)
 
 
 def run_load(running: Running, prefix: list[str], load: Load) -> dict[str, Any]:
@@ -291,23 +414,132 @@ def run_load(running: Running, prefix: list[str], load: Load) -> dict[str, Any]:
         "--url", f"ws://127.0.0.1:{running.port}/socket.io/",
         "--server-pid", str(running.process.pid), "--timeout", str(load.limit), *load.arguments,
     ]  # fmt: skip
+    return run_json(command, load.limit, [running])
+
+
+def run_json(command: list[str], limit: float, servers: list[Running]) -> dict[str, Any]:
+    """Run a load generator; its last line of output is its result, as JSON."""
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=load.limit + 10)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=limit + 10)
     except subprocess.TimeoutExpired:
-        return {"errors": [f"load generator still running after {load.limit + 10:.0f} s"]}
+        return {"errors": [f"load generator still running after {limit + 10:.0f} s"]}
     try:
         result = json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
         result = {"errors": [f"load generator exited {done.returncode}: {done.stderr.strip()[-1000:]}"]}
-    if running.process.poll() is not None:
-        result.setdefault("errors", []).append(f"server exited:\n{running.log_tail()}")
+    for running in servers:
+        if running.process.poll() is not None:
+            result.setdefault("errors", []).append(f"server exited:\n{running.log_tail()}")
     return result
+
+
+# -- the long-polling scenario ---------------------------------------------------
+
+
+def redis_missing() -> str | None:
+    """Why redis-server cannot run here, or None."""
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed: run `apt-get install -y --no-install-recommends redis-server`"
+    return None
+
+
+@contextmanager
+def redis_server(prefix: list[str]) -> Iterator[Running]:
+    """A redis-server on a free port that keeps nothing on disk; stopped by its PID on exit."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as directory:
+        log_path = Path(directory) / "redis.log"
+        command = [
+            *prefix, "redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", directory,
+            "--save", "", "--appendonly", "no", "--daemonize", "no",
+        ]  # fmt: skip
+        with log_path.open("wb") as log:
+            # taskset execs redis-server, so the PID is its own.
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        spec = ServerSpec("redis-server", "redis-server", "redis", "redis-server")
+        running = Running(spec, process, port, log_path)
+        try:
+            wait_until_listening(process, port, "redis-server", running.log_tail)
+            yield running
+        finally:
+            stop(process)
+
+
+def load_average() -> str:
+    with open("/proc/loadavg") as loadavg:
+        return " ".join(loadavg.read().split()[:3])
+
+
+def run_polling(
+    args: argparse.Namespace, wanted: list[str], loadgen_prefix: list[str], server_prefix: list[str],
+    skipped: dict[str, str], facts: dict[str, str],
+) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """
+    The ``polling`` scenario: its deployments started afresh, together (with
+    a redis-server for the two-process one); for each run, every row in turn
+    gets a fresh load generator (``polling.py``). Results by row key.
+    """
+    rows = [row for row in POLLING_ROWS if row.server in wanted and not (args.quick and row.key in QUICK_LEFT_OUT)]
+    results: dict[str, list[dict[str, Any]]] = {row.key: [] for row in rows}
+    if (reason := redis_missing()) is not None:
+        for row in rows:
+            if POLLING_DEPLOYMENTS[row.deployment].layer is not None:
+                skipped[row.label] = reason
+                results[row.key].append({"skipped": reason})
+        rows = [row for row in rows if not results[row.key]]
+    facts["load average at the start"] = load_average()
+    began = time.monotonic()
+    with ExitStack() as stack:
+        needed = [key for key in POLLING_DEPLOYMENTS if any(row.deployment == key for row in rows)]
+        redis = None
+        if any(POLLING_DEPLOYMENTS[key].layer is not None for key in needed):
+            redis = stack.enter_context(redis_server(server_prefix))
+        servers: list[tuple[ServerSpec, dict[str, str] | None]] = []
+        for key in needed:
+            deployment = POLLING_DEPLOYMENTS[key]
+            environment = None
+            if deployment.layer is not None:
+                assert redis is not None
+                environment = {
+                    "DJANGO_SETTINGS_MODULE": REDIS_SETTINGS, "BENCH_LAYER": deployment.layer,
+                    "BENCH_REDIS_URL": f"redis://127.0.0.1:{redis.port}/0",
+                }  # fmt: skip
+            servers += [(deployment.spec, environment)] * deployment.processes
+        everything = iter(stack.enter_context(start_together(servers, server_prefix)))
+        deployed = {
+            key: [next(everything) for _ in range(POLLING_DEPLOYMENTS[key].processes)] for key in needed
+        }
+        for number, load in enumerate(_polling_loads(args)):
+            for row in rows:
+                processes = deployed[row.deployment]
+                uses_redis = POLLING_DEPLOYMENTS[row.deployment].layer is not None
+                command = [
+                    *loadgen_prefix, sys.executable, str(BENCH / "polling.py"), "--mode", row.mode,
+                    "--handshake-url", f"http://127.0.0.1:{processes[row.handshake].port}/socket.io/",
+                    "--url", f"http://127.0.0.1:{processes[row.requests].port}/socket.io/",
+                    "--server-pids", ",".join(str(running.process.pid) for running in processes),
+                    *(["--redis-pid", str(redis.process.pid)] if uses_redis and redis is not None else []),
+                    "--timeout", str(load.limit), *load.arguments,
+                ]  # fmt: skip
+                involved = [*processes, *([redis] if uses_redis and redis is not None else [])]
+                result = run_json(command, load.limit, involved)
+                if result.get("errors"):
+                    # An error answer (a 500, say) is explained in the server's log.
+                    logs = [running.log_tail()[-600:].strip() for running in involved if running.log_tail().strip()]
+                    result["errors"] += [f"log of a server: {log}" for log in logs]
+                results[row.key].append(result)
+                print(progress("polling", f"{row.label} {number + 1}", result), file=sys.stderr, flush=True)
+    facts["load average at the end"] = load_average()
+    facts["duration"] = f"{time.monotonic() - began:.0f} s"
+    return results
 
 
 def progress(scenario: str, label: str, result: dict[str, Any]) -> str:
     """One line on stderr per load generator run."""
     if result.get("errors"):
         return f"{scenario} {label}: " + "; ".join(result["errors"])[:500]
+    if "not_measured" in result:
+        return f"{scenario} {label}: not measured: {result['not_measured']}"
     summary = {
         "echo": lambda: f"{result['server_cpu_us_per_ack']:.1f} µs/ack, {result['acks_per_s']:,.0f} acks/s",
         "connect": lambda: f"{result['connects_per_s']:,.0f} connects/s, "
@@ -316,6 +548,8 @@ def progress(scenario: str, label: str, result: dict[str, Any]) -> str:
         "fanout": lambda: f"room of {result['room_size']}: p50 {result['p50_ms']:.2f} ms",
         "hold": lambda: f"{result['kib_per_connection']:.1f} KiB/connection, "
         f"{result.get('pinged', '?')}/{result['connections']:,} pinged",
+        "polling": lambda: f"{result['server_cpu_us_per_ack']:.1f} µs/ack, {result['acks_per_s']:,.0f} acks/s, "
+        f"load {result['load_average']:.2f}",
     }[scenario]
     return f"{scenario} {label}: {summary()}"
 
@@ -488,13 +722,78 @@ def hold_table(results: dict[str, list[dict[str, Any]]]) -> str:
     return markdown(header, table_rows(results, row))
 
 
+def polling_table(results: dict[str, list[dict[str, Any]]]) -> str:
+    """One row per configuration of the ``polling`` scenario (``results`` by row key)."""
+
+    def cpu(key: str) -> float | None:
+        return median(results.get(key, []), "server_cpu_us_per_ack")
+
+    def row(key: str, runs: list[dict[str, Any]]) -> list[str]:
+        config = POLLING_ROWS_BY_KEY[key]
+        if runs and all("skipped" in run for run in runs):
+            return [config.label, "skipped: " + runs[0]["skipped"]]
+        if not good(runs) or any(run.get("errors") for run in runs):
+            return [config.label, failure(runs)]
+        if any("not_measured" in run for run in runs):
+            reason = next(run["not_measured"] for run in runs if "not_measured" in run)
+            return [config.label, "not measured: " + reason.replace("\n", " ").replace("|", "/")[:300]]
+
+        def m(name: str) -> float:
+            return median(runs, name)  # type: ignore[return-value]
+
+        value = m("server_cpu_us_per_ack")
+        redis = m("redis_cpu_us_per_ack") if runs[0].get("redis_cpu_us_per_ack") is not None else None
+        loads = [run["load_average"] for run in runs]
+        return [
+            config.label, f"{value:.1f}", times(value, cpu("socketio")), times(value, cpu("node")),
+            times(value, cpu(config.compare_to)) if config.compare_to else "–",
+            f"{redis:.1f}" if redis is not None else "–", f"{m('acks_per_s'):,.0f}", f"{m('p50_ms'):.2f}",
+            f"{m('p99_ms'):.2f}", f"{m('server_cpu_share'):.0%}", f"{m('loadgen_cpu_us_per_ack'):.1f}",
+            f"{m('loadgen_cpu_share'):.0%}", f"{min(loads):.2f}–{max(loads):.2f}",
+        ]  # fmt: skip
+
+    header = [
+        "configuration", "server CPU µs/ack", "× python-socketio", "× Node socket.io", "relayed: × the owner's",
+        "redis-server CPU µs/ack", "acks/s", "p50 ms", "p99 ms", "server CPU", "loadgen µs/ack", "loadgen CPU",
+        "load average (1 min)",
+    ]  # fmt: skip
+    return markdown(header, [row(key, runs) for key, runs in results.items()])
+
+
+def polling_runs_table(results: dict[str, list[dict[str, Any]]]) -> str:
+    """Server CPU µs per ack and the load average of every run, to show the spread behind the medians."""
+
+    def cell(run: dict[str, Any]) -> str:
+        if run.get("errors"):
+            return "error"
+        if "server_cpu_us_per_ack" not in run:
+            return "–"
+        return f"{run['server_cpu_us_per_ack']:.1f} (load {run['load_average']:.2f})"
+
+    count = max((len(runs) for runs in results.values()), default=0)
+    rows = [[POLLING_ROWS_BY_KEY[key].label] + [cell(run) for run in runs] for key, runs in results.items()]
+    return markdown(["configuration", *(f"run {i + 1}" for i in range(count))], rows)
+
+
+def polling_ratio(results: Results) -> float | None:
+    """rain_ws's CPU per ack over long-polling on one process, over python-socketio's."""
+    runs = results.get("polling", {})
+    value, base = median(runs.get("rain-1", []), "server_cpu_us_per_ack"), median(
+        runs.get("socketio", []), "server_cpu_us_per_ack"
+    )
+    return value / base if value is not None and base else None
+
+
 TABLES: dict[str, tuple[str, Callable[[dict[str, list[dict[str, Any]]]], str]]] = {
     "connect": ("Connect rate", connect_table),
     "echo": ("Emit with ack: CPU per event", echo_table),
     "idle": ("Idle memory", idle_table),
     "fanout": ("Fan-out to a room", fanout_table),
     "hold": ("Connections held on one process", hold_table),
+    "polling": ("Long-polling", polling_table),
 }
+#: The long-polling target: rain_ws on one process against python-socketio.
+POLLING_TARGET = 0.6
 
 
 # -- targets -------------------------------------------------------------------
@@ -532,6 +831,8 @@ def targets_table(results: Results) -> str:
          lambda key: ratio("connect", PYTHON_SOCKETIO, key, "server_cpu_us_per_connect")),
         ("connect rate: measured connects/s", "≥ 1.3 × python-socketio", 1.3, False,
          lambda key: ratio("connect", key, PYTHON_SOCKETIO, "connects_per_s")),
+        ("long-polling: server CPU per ack, 1 process", f"≤ {POLLING_TARGET} × python-socketio", POLLING_TARGET,
+         True, lambda key: polling_ratio(results) if key == RAIN_UVICORN else None),
     ]  # fmt: skip
     rows = []
     for figure, goal, bound, at_most, measure in targets:
@@ -588,7 +889,7 @@ def versions() -> dict[str, str]:
     found = {"Python": platform.python_version(), "rain_ws source": f"git {source_revision()}"}
     for name in (
         "rain-ws", "Django", "channels", "asgiref", "daphne", "Twisted", "autobahn",
-        "uvicorn", "websockets", "python-socketio", "python-engineio",
+        "uvicorn", "websockets", "httptools", "python-socketio", "python-engineio", "channels-redis", "redis",
     ):  # fmt: skip
         try:
             found[name] = importlib.metadata.version(name)
@@ -639,29 +940,137 @@ connections that received a ping in that time (the load generator answers
 each with a pong; a server that missed pongs would close connections, counted
 as **lost**); *ping late* is when the first ping came, after its connection's
 OPEN, beyond the interval. RSS as in the idle scenario, read at the end.""",
+    "polling": """Socket.IO over Engine.IO's HTTP long-polling, no WebSocket: each client
+(`polling.py`) keeps one GET parked on one keep-alive connection and sends
+its POSTs on another; it emits `echo` with an ack, the ack comes back on the
+parked GET, and it emits again at once (one event in flight per client, two
+HTTP requests per event). **server CPU µs/ack** is the user+system CPU time of
+the configuration's server processes (both, for two) over the window divided
+by the acks in it; redis-server's is given apart. rain_ws runs as in the
+other scenarios (`servers/rain_asgi.py`: HTTP to Django, `rain_ws.urls` at
+the root); python-socketio and Node socket.io with their default transports.
+The two-process rows: two rain_ws processes on uvicorn sharing one
+redis-server through `RedisPubSubChannelLayer`; each session is made on the
+first; *requests to the owner* sends every later request there too, *every
+request relayed* sends them to the second, which relays each to the owner
+through the layer (*relayed: × the owner's* compares the two). The
+*upgraded* rows make the session and connect over long-polling on the first
+process, then upgrade to a WebSocket (`2probe`, `3probe`, `5`) on the first
+(the owner) or on the second, which relays every frame to the owner, and
+emit over the WebSocket as in the echo scenario. Medians of the runs; the
+load average column is the machine's 1-minute load at the start of each run
+(lowest–highest): other work on the machine shares the cores.""",
 }
 
 
-def results_sections(results: Results) -> str:
+def polling_section(results: dict[str, list[dict[str, Any]]], facts: dict[str, str]) -> str:
+    """The ``Long-polling`` section of RESULTS.md, with the facts of its own run."""
+    value = polling_ratio({"polling": results})
+    verdict = "not measured" if value is None else f"{value:.2f} ({'met' if value <= POLLING_TARGET else 'missed'})"
+    details = "\n".join(f"- {name}: {fact}" for name, fact in facts.items())
+    return f"""## {TABLES["polling"][0]}
+
+{SECTION_NOTES["polling"]}
+
+**Target**: rain_ws on one process at ≤ {POLLING_TARGET} × python-socketio's server CPU per ack
+over long-polling: **{verdict}**.
+
+{polling_table(results)}
+
+Server CPU µs/ack of each run, and the load average (1 min) at its start:
+
+{polling_runs_table(results)}
+
+{details}
+"""
+
+
+def polling_facts(args: argparse.Namespace, loadgen_prefix: list[str], server_prefix: list[str]) -> dict[str, str]:
+    """What the long-polling section says of its run, besides what ``run_polling`` adds (the load, the duration)."""
+    found = versions()
+    names = [
+        "Django", "channels", "channels-redis", "redis", "uvicorn", "httptools", "python-socketio", "python-engineio",
+        "node", "socket.io (npm)",
+    ]  # fmt: skip
+    facts = {
+        "run on": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "`.venv/bin/python bench/run.py" + ("`" if args.scenarios == ",".join(SCENARIO_NAMES) else f" --scenarios {args.scenarios}`"),
+        "rain_ws source": found["rain_ws source"],
+        "machine": f"{machine()['CPU']}, {len(os.sched_getaffinity(0))} cores",
+        "pinning": f"every server process and redis-server `{' '.join(server_prefix)}`, load generator "
+        f"`{' '.join(loadgen_prefix)}`"
+        if server_prefix
+        else "none",
+        "clients": f"{args.polling_connections} per run, {args.warmup} s warm-up, {args.polling_duration} s window, "
+        f"{args.runs} runs",
+        "uvicorn": " ".join([*UVICORN_OPTIONS, *_POLLING_HTTP]) + " --no-access-log --log-level warning --lifespan off",
+        "node": "`node server.mjs PORT polling`",
+        "software": ", ".join(f"{name} {found[name]}" for name in names if name in found)
+        + (f", redis-server {redis_version()} (no persistence)" if redis_missing() is None else ""),
+    }  # fmt: skip
+    return facts
+
+
+def redis_version() -> str:
+    found = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()
+    return next((word[2:] for word in found if word.startswith("v=")), "unknown")
+
+
+def results_sections(results: Results, facts: dict[str, str] | None = None) -> str:
     parts = []
     for name in SCENARIO_NAMES:
         if name not in results:
             continue
         title, table = TABLES[name]
+        if name == "polling":
+            parts.append(polling_section(results[name], facts or {}))
+            continue
         parts.append(f"## {title}\n\n{SECTION_NOTES[name]}\n\n{table(results[name])}\n")
         if name == "echo":
             parts.append(f"Server CPU µs/ack of each run:\n\n{echo_runs_table(results['echo'])}\n")
     return "\n".join(parts)
 
 
-def report(results: Results, settings: dict[str, Any], started: str) -> str:
+def write_polling_section(section: str) -> None:
+    """
+    Put the ``Long-polling`` section into RESULTS.md (a run of only that
+    scenario): in place of the old one, else after the last section of the
+    full run's scenarios, else before "Machine and settings"; every other
+    section is kept as it is.
+    """
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    parts = re.split(r"(?m)^(?=## )", old)
+
+    def title(part: str) -> str:
+        return part[3:].splitlines()[0].strip() if part.startswith("## ") else ""
+
+    new = section.rstrip("\n") + "\n\n"
+    titles = [title(part) for part in parts]
+    if TABLES["polling"][0] in titles:
+        parts[titles.index(TABLES["polling"][0])] = new
+    else:
+        scenario_titles = [TABLES[name][0] for name in SCENARIO_NAMES if name != "polling"]
+        after = [index for index, name in enumerate(titles) if name in scenario_titles]
+        if after:
+            parts.insert(after[-1] + 1, new)
+        elif "Machine and settings" in titles:
+            parts.insert(titles.index("Machine and settings"), new)
+        else:
+            parts.append(("\n" if old and not old.endswith("\n\n") else "") + new)
+    RESULTS.write_text("".join(parts).rstrip("\n") + "\n")
+
+
+def report(
+    results: Results, settings: dict[str, Any], started: str, polling_details: dict[str, str] | None = None
+) -> str:
     facts = "\n".join(f"- {name}: {value}" for name, value in {**machine(), **settings}.items())
     software = "\n".join(f"- {name}: {version}" for name, version in versions().items())
     return f"""# Benchmark results
 
 rain_ws next to python-socketio, Node socket.io, a bare Channels consumer and
 a raw ASGI application: connect rate, CPU per event, idle memory, fan-out to
-a room, and 10,000 connections on one process, all from one run. How the
+a room, 10,000 connections on one process, and CPU per event over
+long-polling, all from one run. How the
 figures are taken is in [README.md](README.md). Run on {started} with
 `.venv/bin/python bench/run.py`.
 
@@ -671,7 +1080,7 @@ rain_ws's figure divided by the reference's, from the same run.
 
 {targets_table(results)}
 
-{results_sections(results)}
+{results_sections(results, polling_details)}
 ## Machine and settings
 
 {facts}
@@ -720,6 +1129,8 @@ def main() -> int:
     parser.add_argument("--connects", type=int, default=3000, help="connect: connections measured per run")
     parser.add_argument("--idle-connections", type=int, default=5000, help="idle: connections held")
     parser.add_argument("--rounds", type=int, default=30, help="fanout: rounds measured per room size")
+    parser.add_argument("--polling-connections", type=int, default=50, help="polling: clients")
+    parser.add_argument("--polling-duration", type=float, default=5.0, help="polling: seconds in each measured window")
     args = parser.parse_args()
 
     wanted = [key.strip() for key in args.servers.split(",") if key.strip()]
@@ -730,6 +1141,7 @@ def main() -> int:
             parser.error(f"unknown {kind}(s): {', '.join(unknown)}")
     if args.quick:
         args.connections, args.warmup, args.duration, args.runs = 2, 0.2, 1.0, 1
+        args.polling_connections, args.polling_duration = 2, QUICK_POLLING_WINDOW
         loadgen_prefix: list[str] = []
         server_prefix: list[str] = []
     else:
@@ -757,7 +1169,7 @@ def main() -> int:
                 note = f" {number + 1}" if scenario.name in ("echo", "connect") else ""
                 print(progress(scenario.name, running.spec.label + note, result), file=sys.stderr, flush=True)
 
-    shared = [scenario for scenario in scenarios if scenario.name != "hold"]
+    shared = [scenario for scenario in scenarios if scenario.name not in ("hold", "polling")]
     keys = [key for key in LABELS if any(key in plan[scenario.name] for scenario in shared)]
     with ExitStack() as stack:
         running = {key: stack.enter_context(start(SERVERS_BY_KEY[key], server_prefix)) for key in keys}
@@ -768,13 +1180,21 @@ def main() -> int:
         for key in plan["hold"]:
             with start(SERVERS_BY_KEY[key], server_prefix) as alone:
                 measure(SCENARIOS_BY_NAME["hold"], [alone])
+    facts: dict[str, str] = {}
+    if "polling" in plan:
+        # Its own servers, started afresh together, with a redis-server.
+        facts = polling_facts(args, loadgen_prefix, server_prefix)
+        results["polling"] = run_polling(args, plan["polling"], loadgen_prefix, server_prefix, skipped, facts)
     elapsed = time.monotonic() - began
 
     for name in SCENARIO_NAMES:
         if name in results:
             print(f"\n{TABLES[name][0]}\n\n{TABLES[name][1](results[name])}")
+    if "polling" in results:
+        print(f"\nLong-polling: server CPU µs/ack of each run\n\n{polling_runs_table(results['polling'])}")
+        print("\n" + "\n".join(f"- {name}: {fact}" for name, fact in facts.items()))
     for key, reason in skipped.items():
-        print(f"\n{LABELS[key]} skipped: {reason}")
+        print(f"\n{LABELS.get(key, key)} skipped: {reason}")
     print(f"\nTargets\n\n{targets_table(results)}")
     print(f"\n{elapsed:.0f} s in all", file=sys.stderr)
 
@@ -788,6 +1208,8 @@ def main() -> int:
         "idle": f"{args.idle_connections:,} connections, one run",
         "fan-out": f"rooms of {', '.join(f'{size:,}' for size in ROOM_SIZES)}, {args.rounds} rounds each, one run",
         "hold": f"{HOLD_CONNECTIONS:,} connections, one run",
+        "polling": f"{args.polling_connections} clients, {args.warmup} s warm-up, {args.polling_duration} s window, "
+        f"{args.runs} runs (see its section)",
         "ping interval": "25 s (every server)",
         "uvicorn": " ".join(UVICORN_OPTIONS) + " --no-access-log --log-level warning --lifespan off",
         "daphne": "-v 0 (warning-level logging, no access log)",
@@ -799,13 +1221,18 @@ def main() -> int:
         for runs in per_server.values()
     )
     complete = not skipped and set(wanted) == set(LABELS) and set(chosen) == set(SCENARIO_NAMES)
+    polling_only = not skipped and set(POLLING_SERVERS) <= set(wanted) and chosen == ["polling"]
     if not args.quick and complete and not failed:
         old = RESULTS.read_text() if RESULTS.exists() else ""
-        RESULTS.write_text(with_other_sections(report(results, settings, started), old))
+        RESULTS.write_text(with_other_sections(report(results, settings, started, facts), old))
         print(f"wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
+    elif not args.quick and polling_only and not failed:
+        write_polling_section(polling_section(results["polling"], facts))
+        print(f"wrote the {TABLES['polling'][0]} section of {RESULTS.relative_to(ROOT)}", file=sys.stderr)
     elif not args.quick:
         print(
-            f"{RESULTS.relative_to(ROOT)} not written: it needs every server and scenario, all successful",
+            f"{RESULTS.relative_to(ROOT)} not written: it needs every server and scenario (or, for its "
+            f"{TABLES['polling'][0]} section alone, `--scenarios polling` with every server), all successful",
             file=sys.stderr,
         )
     return 1 if failed else 0

@@ -1,21 +1,36 @@
 """
 The benchmark runs end to end: bench/run.py in quick mode starts rain_ws on
 uvicorn, drives it with the load generator in every scenario and prints one
-table per scenario. Only that each scenario produced figures is checked; the
-figures themselves are not asserted.
+table per scenario; the long-polling scenario (bench/polling.py) runs on one
+process and, with redis-server installed, on two (requests relayed, and a
+WebSocket upgraded on the process that does not own the session). Only that
+each scenario produced figures is checked; the figures themselves are not
+asserted.
 """
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ROW = "rain_ws on uvicorn"
+#: The long-polling table's rows of rain_ws in a quick run.
+POLLING_ONE = "rain_ws on uvicorn, 1 process"
+POLLING_RELAYED = [
+    "rain_ws, 2 processes on Redis, every request relayed",
+    "rain_ws, 2 processes on Redis, upgraded to WebSocket on the other process (relayed)",
+]
 
 
-def tables(output: str) -> dict[str, dict[str, str]]:
-    """Each printed table's title and its rain_ws-on-uvicorn row, by column."""
-    found: dict[str, dict[str, str]] = {}
+def tables(output: str, rows: tuple[str, ...] = (ROW,)) -> dict[str, dict[str, str]]:
+    """Each printed table's title and its row named in ``rows``, by column (the last one found)."""
+    return {title: found[-1] for title, found in all_rows(output, rows).items() if found}
+
+
+def all_rows(output: str, rows: tuple[str, ...]) -> dict[str, list[dict[str, str]]]:
+    """Each printed table's title and its rows named in ``rows``, by column."""
+    found: dict[str, list[dict[str, str]]] = {}
     title = ""
     header: list[str] = []
     for line in output.splitlines():
@@ -27,8 +42,8 @@ def tables(output: str) -> dict[str, dict[str, str]]:
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         if not header:
             header = cells
-        elif cells[0] == ROW:
-            found[title] = dict(zip(header, cells))
+        elif cells[0] in rows:
+            found.setdefault(title, []).append(dict(zip(header, cells)))
     return found
 
 
@@ -52,6 +67,13 @@ def test_quick_benchmark_of_rain_ws_on_uvicorn():
     assert number(rows["Fan-out to a room"]["room of 5: p50 ms"]) > 0, done.stdout
     held = rows["Connections held on one process"]
     assert number(held["connections"]) == 20 and number(held["lost"]) == 0, done.stdout
+    polling = {row["configuration"]: row for row in all_rows(done.stdout, (POLLING_ONE, *POLLING_RELAYED))["Long-polling"]}
+    assert number(polling[POLLING_ONE]["acks/s"]) > 0, done.stdout
+    assert number(polling[POLLING_ONE]["server CPU µs/ack"]) > 0, done.stdout
+    if shutil.which("redis-server") is not None:
+        for label in POLLING_RELAYED:
+            assert number(polling[label]["acks/s"]) > 0, done.stdout
+            assert number(polling[label]["redis-server CPU µs/ack"]) >= 0, done.stdout
 
 
 def test_quick_sessions_benchmark():

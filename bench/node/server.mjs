@@ -2,21 +2,24 @@
 // to enter a room (acked with no arguments), and `fanout` to send `news` to a
 // room, leaving the sender out.
 //
-// Usage: node server.mjs PORT
+// Usage: node server.mjs PORT [polling]
 // Serves /socket.io/ on 127.0.0.1:PORT, WebSocket transport only, like the
-// Python servers of the benchmark.
+// Python servers of the WebSocket scenarios; with `polling`, socket.io's
+// default transports (long-polling, with the upgrade to WebSocket offered),
+// for the long-polling scenario.
 
 import { createServer } from "node:http";
 import { Server } from "socket.io";
 
 const port = Number(process.argv[2]);
 if (!Number.isInteger(port) || port <= 0) {
-  console.error("usage: node server.mjs PORT");
+  console.error("usage: node server.mjs PORT [polling]");
   process.exit(2);
 }
 
 const httpServer = createServer();
-const io = new Server(httpServer, { transports: ["websocket"], serveClient: false });
+const transports = process.argv[3] === "polling" ? ["polling", "websocket"] : ["websocket"];
+const io = new Server(httpServer, { transports, serveClient: false });
 
 io.on("connection", (socket) => {
   socket.on("echo", (...args) => {
