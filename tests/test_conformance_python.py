@@ -33,11 +33,16 @@ def any_server(request: pytest.FixtureRequest) -> Server:
     return request.getfixturevalue(request.param)
 
 
-async def connect(client: socketio.AsyncClient, server: Server, *namespaces: str, **options: Any) -> None:
+async def connect(
+    client: socketio.AsyncClient,
+    server: Server,
+    *namespaces: str,
+    transports: list[str] | None = ["websocket"],  # noqa: B006 - never changed
+    **options: Any,
+) -> None:
+    """Connect ``client`` to ``namespaces``; ``transports=None`` for the client's default (polling, then the upgrade)."""
     await asyncio.wait_for(
-        client.connect(
-            server.url, namespaces=list(namespaces), transports=["websocket"], wait_timeout=WAIT, **options
-        ),
+        client.connect(server.url, namespaces=list(namespaces), transports=transports, wait_timeout=WAIT, **options),
         WAIT,
     )
 
@@ -166,3 +171,39 @@ async def test_empty_bytes_on_daphne_get_a_clear_error_ack(
     assert "daphne" in error["message"]
     # The connection is still in order afterwards.
     assert await call(client, "echo", b"\x01") == (None, [b"\x01"])
+
+
+# -- HTTP long-polling -------------------------------------------------------------
+
+
+async def test_long_polling_only(client: socketio.AsyncClient, any_server: Server) -> None:
+    hello = first(client, "hello", ECHO)
+    await connect(client, any_server, ECHO, SYNC, transports=["polling"])
+    assert client.transport() == "polling"
+    assert await asyncio.wait_for(hello, WAIT) == ({"message": "Hello Sockets!", "channel": ECHO},)
+    assert await call(client, "echo", 1, "two", {"three": [3]}) == (None, [1, "two", {"three": [3]}])
+    assert await call(client, "add", 2, 3, namespace=SYNC) == (None, 5)
+    # Binary both ways, as base64 in the long-polling payloads.
+    payload = {"blob": bytes(range(256)), "list": [b"hi", "text", {"deep": b"\x7f" * 300}]}
+    assert await call(client, "echo", payload, b"top", b"") == (None, [payload, b"top", b""])
+    assert await call(client, "fail", "refused_code") == ({"message": "refused on purpose", "code": "refused_code"}, None)
+    assert client.transport() == "polling"
+
+
+async def test_long_polling_then_the_upgrade(client: socketio.AsyncClient, any_server: Server) -> None:
+    """With its default transports, the client connects over long-polling, then upgrades to WebSocket."""
+
+    @client.on("question", namespace=ECHO)
+    async def question(asked: str) -> str:
+        return "answer to " + asked
+
+    hello = first(client, "hello", ECHO)
+    await connect(client, any_server, ECHO, transports=None)
+    assert await asyncio.wait_for(hello, WAIT) == ({"message": "Hello Sockets!", "channel": ECHO},)
+    assert await call(client, "echo", "before or during the upgrade") == (None, ["before or during the upgrade"])
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while client.transport() != "websocket":
+        assert asyncio.get_running_loop().time() < deadline, f"still on {client.transport()}"
+        await asyncio.sleep(0.05)
+    assert await call(client, "echo", "upgraded", b"\x00\x01") == (None, ["upgraded", b"\x00\x01"])
+    assert await call(client, "ask", "life") == (None, "answer to life")
