@@ -1,8 +1,9 @@
 /*
  * rain.js: the browser runtime of rain_ws (docs/client.rst). One global, `rain`:
  * sockets for channels (Socket.IO v5 over Engine.IO v4, every channel on one
- * WebSocket), a page-wide bus, RAIN component controllers, and the session
- * keepalive that publishes "session_expired".
+ * WebSocket, or on HTTP long-polling where a WebSocket cannot open), a
+ * page-wide bus, RAIN component controllers, and the session keepalive that
+ * publishes "session_expired".
  */
 (() => {
   "use strict";
@@ -19,6 +20,10 @@
 
   // Engine.IO v4 packet types: the first character of a text frame.
   const OPEN = "0", CLOSE = "1", PING = "2", PONG = "3", MESSAGE = "4", UPGRADE = "5", NOOP = "6";
+  // Long-polling payloads: packets separated by the record separator, binary
+  // ones as "b" and their base64.
+  const SEPARATOR = "\x1e", BASE64 = "b";
+  const WEBSOCKET = "websocket", POLLING = "polling";
   // Socket.IO v5 packet types: the first character of a MESSAGE's payload.
   const CONNECT = 0, DISCONNECT = 1, EVENT = 2, ACK = 3, CONNECT_ERROR = 4, BINARY_EVENT = 5, BINARY_ACK = 6;
 
@@ -198,21 +203,160 @@
     return { type, nsp, id: id ? Number(id) : undefined, data, attachments: Number(count || 0) };
   }
 
-  function overLimit(frame, limit) {
-    if (typeof frame !== "string") return (frame.byteLength ?? frame.size) > limit;
+  const base64Size = (bytes) => 1 + 4 * Math.ceil(bytes / 3); // a binary frame's size over long-polling
+
+  function overLimit(frame, limit, base64) {
+    if (typeof frame !== "string") {
+      const bytes = frame.byteLength ?? frame.size;
+      return (base64 ? base64Size(bytes) : bytes) > limit;
+    }
     // UTF-8 takes one to three bytes per UTF-16 unit.
     return frame.length > limit || (frame.length * 3 > limit && new TextEncoder().encode(frame).length > limit);
   }
 
-  // -- the connection: one WebSocket for every socket of the page ---------
+  // -- transports ----------------------------------------------------------
+  // Each gives its connection the Engine.IO packets it receives (text, or an
+  // ArrayBuffer), and calls connection.down(itself) once if it closes or fails.
+
+  class WebSocketTransport {
+    constructor(connection) {
+      this.name = WEBSOCKET;
+      this.url = connection.url(WEBSOCKET);
+      const ws = (this.ws = new WebSocket(this.url));
+      ws.binaryType = "arraybuffer";
+      ws.onmessage = (event) => connection.receive(event.data);
+      ws.onclose = () => connection.down(this);
+    }
+
+    send(frame) {
+      this.ws.send(frame);
+    }
+
+    close() {
+      this.ws.onmessage = this.ws.onclose = null;
+      this.ws.close();
+    }
+  }
+
+  function toBase64(bytes) {
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(binary);
+  }
+
+  function fromBase64(text) {
+    try { return Uint8Array.from(atob(text), (char) => char.charCodeAt(0)).buffer; } catch (error) {
+      throw new ProtocolError(`invalid base64 in a binary packet: ${preview(text)}`);
+    }
+  }
+
+  let requests = 0;
+  const cacheBuster = () => Date.now().toString(36) + (requests++).toString(36);
+
+  // Engine.IO's HTTP long-polling: one GET at a time waits for the server's
+  // packets (the first is the handshake), and one POST at a time carries the
+  // client's. Both send the page's cookies (same origin).
+  class PollingTransport {
+    constructor(connection) {
+      Object.assign(this, { name: POLLING, connection, sid: null, queue: [], posting: false, closed: false });
+      this.url = connection.url(POLLING);
+      this.getting = new AbortController(); // the waiting GET, cancelled by close()
+      this.poll();
+    }
+
+    // A request's answer (text), or an Error for an answer other than 200.
+    async request(method, body, signal) {
+      const sid = this.sid ? `&sid=${encodeURIComponent(this.sid)}` : "";
+      const response = await nativeFetch(`${this.url}${sid}&t=${cacheBuster()}`, {
+        method, body, signal, credentials: "same-origin", cache: "no-store",
+        headers: body === undefined ? {} : { "Content-Type": "text/plain;charset=UTF-8" },
+      });
+      const text = await response.text();
+      // A 400 with {"code": 1} means the session is gone; the connection reconnects alike.
+      if (!response.ok) throw new Error(`long-polling ${method} answered ${response.status}: ${preview(text)}`);
+      return text;
+    }
+
+    async poll() {
+      while (!this.closed) {
+        let payload;
+        try { payload = await this.request("GET", undefined, this.getting.signal); } catch (error) {
+          return this.fail();
+        }
+        for (const packet of payload.split(SEPARATOR)) {
+          if (this.closed) return;
+          this.connection.receive(packet);
+        }
+      }
+    }
+
+    send(frame) {
+      this.queue.push(frame);
+      this.flush();
+    }
+
+    // POST the queued packets: as many as the server's maxPayload allows, at least one.
+    async flush() {
+      if (this.posting || !this.queue.length) return;
+      this.posting = true;
+      const size = (frame) => (typeof frame === "string" ? frame.length : base64Size(frame.byteLength ?? frame.size));
+      let count = 1, total = size(this.queue[0]);
+      while (count < this.queue.length && total + 1 + size(this.queue[count]) <= this.connection.maxPayload) {
+        total += 1 + size(this.queue[count++]);
+      }
+      const encode = async (frame) =>
+        typeof frame === "string" ? frame : BASE64 + toBase64(new Uint8Array(await new Response(frame).arrayBuffer()));
+      try {
+        const body = (await Promise.all(this.queue.splice(0, count).map(encode))).join(SEPARATOR);
+        await this.request("POST", body);
+      } catch (error) {
+        this.queue.length = 0;
+        return this.fail();
+      } finally {
+        this.posting = false;
+      }
+      this.flush();
+    }
+
+    // A request failed: the session is gone, or out of reach.
+    fail() {
+      if (this.closed) return;
+      this.sid = null; // nothing left to close on the server
+      this.connection.down(this);
+    }
+
+    // Cancel the waiting GET, and tell the server (after what is queued) that
+    // the session is over.
+    close() {
+      this.closed = true;
+      this.getting.abort();
+      if (this.sid) this.send(CLOSE);
+    }
+  }
+
+  // -- the connection: one transport for every socket of the page ---------
+
+  // Where the page fell back to long-polling, for the rest of its session.
+  const rememberKey = (path) => `rain_ws.transport ${location.origin}${path}`;
+  function remembered(path) {
+    try { return sessionStorage.getItem(rememberKey(path)) === POLLING; } catch (error) { return false; }
+  }
+  function remember(path) {
+    try { sessionStorage.setItem(rememberKey(path), POLLING); } catch (error) {} // storage may be disabled
+  }
 
   class Connection {
-    constructor(url) {
-      this.url = url;
-      this.ws = this.retryTimer = this.pingTimer = this.pending = null;
+    constructor(path) {
+      this.path = path;
+      this.transport = this.retryTimer = this.pingTimer = this.pending = null;
       this.opened = false;
       this.sockets = new Map();
       this.attempts = 0;
+    }
+
+    url(transport) {
+      const scheme = transport === POLLING ? location.protocol : location.protocol === "https:" ? "wss:" : "ws:";
+      return `${scheme}//${location.host}${this.path}?EIO=4&transport=${transport}`;
     }
 
     socket(nsp) {
@@ -223,23 +367,31 @@
     // A socket wants to be connected: CONNECT now, or once the transport is open.
     join(socket) {
       if (this.opened) socket.sendConnect();
-      else if (!this.ws && !this.retryTimer) this.dial();
+      else if (!this.transport && !this.retryTimer) this.dial();
     }
 
+    // A WebSocket first, unless this page session already fell back to long-polling.
     dial() {
       this.retryTimer = null;
-      const ws = (this.ws = new WebSocket(this.url));
-      ws.binaryType = "arraybuffer";
-      ws.onmessage = (event) => this.receive(event.data);
-      ws.onclose = () => this.lost(this.opened ? "transport close" : "transport error");
+      this.transport = remembered(this.path) ? new PollingTransport(this) : new WebSocketTransport(this);
     }
 
+    // The transport closed or failed. A WebSocket that did not open (a proxy
+    // that does not pass Upgrade, say) gives way to long-polling at once.
+    down(transport) {
+      if (transport !== this.transport) return;
+      if (!this.opened && transport.name === WEBSOCKET) this.transport = new PollingTransport(this);
+      else this.lost(this.opened ? "transport close" : "transport error");
+    }
+
+    // A packet: text, or binary (an ArrayBuffer, or over long-polling "b" and base64).
     receive(data) {
       try {
+        if (this.transport.name === POLLING && data[0] === BASE64) data = fromBase64(data.slice(1));
         if (typeof data === "string") this.receiveText(data);
         else this.receiveBinary(data);
       } catch (error) {
-        log(`bad data from ${this.url}, reconnecting:`, error instanceof ProtocolError ? error.message : error);
+        log(`bad data from ${this.transport.url}, reconnecting:`, error instanceof ProtocolError ? error.message : error);
         this.lost("parse error");
       }
     }
@@ -252,14 +404,14 @@
         this.onOpen(text.slice(1));
       } else if (kind === PING) {
         this.resetPing();
-        this.ws.send(PONG + text.slice(1));
+        this.transport.send(PONG + text.slice(1));
       } else if (kind === MESSAGE) {
         const packet = decode(text.slice(1));
         if (packet.attachments) this.pending = { packet, buffers: [] };
         else this.dispatch(packet);
       } else if (kind === CLOSE) {
         this.lost("transport close");
-      } else if (kind !== NOOP) { // UPGRADE, or no Engine.IO type: this transport is never upgraded
+      } else if (kind !== NOOP) { // UPGRADE, or no Engine.IO type: rain.js never upgrades a transport
         throw new ProtocolError(`unexpected Engine.IO packet ${preview(text)}`);
       }
     }
@@ -282,6 +434,8 @@
       }
       this.opened = true;
       this.openedAt = Date.now();
+      this.transport.sid = info.sid; // long-polling's requests name it; its upgrades are ignored
+      if (this.transport.name === POLLING) remember(this.path);
       this.pingWindow = info.pingInterval + info.pingTimeout;
       this.maxPayload = positive(info.maxPayload) ? info.maxPayload : Infinity;
       this.resetPing();
@@ -289,7 +443,7 @@
     }
 
     // The server pings every pingInterval: with no ping for pingInterval +
-    // pingTimeout, the transport is gone, whatever the WebSocket says.
+    // pingTimeout, the transport is gone, whatever the browser says.
     resetPing() {
       clearTimeout(this.pingTimer);
       const deadline = Date.now() + this.pingWindow;
@@ -307,30 +461,28 @@
 
     // Send a packet's frames; RangeError if one is over the server's maxPayload.
     send(frames) {
-      if (frames.some((frame) => overLimit(frame, this.maxPayload))) {
+      const base64 = this.transport.name === POLLING;
+      if (frames.some((frame) => overLimit(frame, this.maxPayload, base64))) {
         throw new RangeError(`packet over the server's maxPayload (${this.maxPayload} bytes)`);
       }
-      frames.forEach((frame) => this.ws.send(frame));
+      frames.forEach((frame) => this.transport.send(frame));
     }
 
     close() {
-      const ws = this.ws;
-      this.ws = this.pending = null;
+      const transport = this.transport;
+      this.transport = this.pending = null;
       this.opened = false;
       clearTimeout(this.pingTimer);
-      if (ws) {
-        ws.onmessage = ws.onclose = null;
-        ws.close();
-      }
+      transport?.close();
     }
 
     // The transport is gone: tell the sockets, and reconnect with backoff if
     // one of them still wants to be connected.
     lost(reason) {
-      const wasOpen = this.opened;
+      const wasOpen = this.opened, url = this.transport?.url;
       if (wasOpen && Date.now() - this.openedAt >= STABLE_MS) this.attempts = 0;
       this.close();
-      this.sockets.forEach((socket) => socket.onTransportLost(reason, wasOpen));
+      this.sockets.forEach((socket) => socket.onTransportLost(reason, wasOpen, url));
       if (this.anyActive() && !this.retryTimer) this.retryTimer = setTimeout(() => this.dial(), backoff(this.attempts++));
     }
 
@@ -361,6 +513,12 @@
       this._acks = new Map();
       this._nextAck = this._attempts = 0;
       this._retryTimer = null;
+    }
+
+    // The transport of the page's connection now: "websocket", "polling", or
+    // null while there is none.
+    get transport() {
+      return this._connection.transport?.name ?? null;
     }
 
     on(event, fn) {
@@ -523,14 +681,14 @@
       this._fire("connect_error", [Object.assign(new Error(message), { data })]);
     }
 
-    onTransportLost(reason, wasOpen) {
+    onTransportLost(reason, wasOpen, url) {
       this._connecting = false;
       if (this.connected) {
         this.connected = false;
         this._failAcks(reason);
         this._fire("disconnect", [reason]);
       } else if (this.active && !wasOpen) {
-        this._fire("connect_error", [new Error(`the WebSocket to ${this._connection.url} did not open`)]);
+        this._fire("connect_error", [new Error(`could not connect to ${url}`)]);
       }
     }
 
@@ -561,8 +719,7 @@
     if (typeof channel !== "string" || channel[0] !== "/") {
       throw new Error(`getSocket(${JSON.stringify(channel)}): use "/channel", or a component context for its channels`);
     }
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    connection ||= new Connection(`${scheme}//${location.host}${config.path}?EIO=4&transport=websocket`);
+    connection ||= new Connection(config.path);
     return connection.socket(channel);
   }
 
