@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import DisallowedHost, RequestDataTooBig
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -115,6 +115,9 @@ async def socket_io(request: HttpRequest) -> HttpResponse:
             return JsonResponse({"code": 0, "message": "Transport unknown"}, status=400)
     try:
         body = request.body.decode() if request.method == "POST" else ""
+    except RequestDataTooBig:
+        status, content, content_type = polling.refuse_too_big(runtime(), request.GET.dict())
+        return HttpResponse(content, status=status, content_type=content_type)
     except UnicodeDecodeError:
         return JsonResponse({"code": 3, "message": "Bad request"}, status=400)
     status, content, content_type = await polling.handle(

@@ -9,12 +9,13 @@ the client observed as JSON lines; the assertions are here.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.support.node import requires_node, run_node
-from tests.support.servers import Server
+from tests.support.servers import Server, run_server
 
 pytestmark = [pytest.mark.node, requires_node]
 
@@ -102,7 +103,14 @@ def test_cross_origin_handshake_is_refused(daphne_server: Server) -> None:
     assert daphne_server.log().count(refusal) > refusals_before
 
 
-@pytest.mark.parametrize("server", ["daphne_server", "uvicorn_server"])
+@pytest.fixture(scope="module")
+def polling_first_server() -> Iterator[Server]:
+    """The test project on uvicorn with http_application(): long-polling answered before Django."""
+    with run_server(server="uvicorn", application="tests.project.asgi_polling_first:application") as server:
+        yield server
+
+
+@pytest.mark.parametrize("server", ["daphne_server", "uvicorn_server", "polling_first_server"])
 def test_default_options_connect_over_polling_and_upgrade(server: str, request: pytest.FixtureRequest) -> None:
     steps = observe("polling", request.getfixturevalue(server))
     assert steps["default_transports"]["connected"] is True

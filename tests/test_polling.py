@@ -339,12 +339,6 @@ async def test_post_of_max_payload_is_taken(poll: Polling) -> None:
     assert await poll.read(1) == [f'43{ECHO},9[null,["{text}"]]']
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: PollingTransport.post (rain_ws/transports/polling.py) compares len(body), the "
-    "number of characters of the decoded body, with MAX_PAYLOAD, a number of bytes; a POST of 600,000 "
-    "two-byte characters (1.2 MB) is taken. The WebSocket transport counts bytes.",
-)
 async def test_post_over_max_payload_in_utf8_bytes_is_refused(poll: Polling) -> None:
     await poll.connect(ECHO)
     body = f'42{ECHO},["echo","' + "é" * 600_000 + '"]'
@@ -353,12 +347,6 @@ async def test_post_over_max_payload_in_utf8_bytes_is_refused(poll: Polling) -> 
     assert status == 413
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: rain_ws.views.socket_io reads request.body, which raises RequestDataTooBig for a "
-    "body over Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MiB): Django answers its own HTML 400, the "
-    "session stays open and no line names MAX_PAYLOAD.",
-)
 async def test_post_over_djangos_body_limit_is_refused_like_any_post_over_max_payload(
     poll: Polling, server: Server
 ) -> None:

@@ -35,7 +35,7 @@ from ..refusals import refusals
 from ..runtime import Runtime
 from . import relay
 
-__all__ = ["PollingTransport", "Response", "handle"]
+__all__ = ["PollingTransport", "Response", "handle", "refuse_too_big"]
 
 logger = logging.getLogger("rain_ws")
 
@@ -86,6 +86,7 @@ class PollingTransport:
         self._waiter: asyncio.Future[None] | None = None
         self._posting = False
         self._closing = False
+        self._probed = False
         self._upgraded = False
 
     # -- the session's transport -------------------------------------------
@@ -143,11 +144,17 @@ class PollingTransport:
             self._close_with(CloseCode.PROTOCOL_ERROR, "two long-polling GETs at once")
             return error(BAD_REQUEST)
         if not self._out and not self._closing:
+            # A client that was answered 3probe stops polling until the
+            # upgrade is done: a GET after the probe is answered 400 if the
+            # upgrade then happens (and normally if it does not).
+            after_probe = self._probed
             self._waiter = self.runtime.loop.create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
+            if self._upgraded and after_probe:
+                return error(BAD_REQUEST)
         packets, self._out = self._out, []
         if self._closing:
             self._forget()
@@ -159,8 +166,10 @@ class PollingTransport:
         assert session is not None
         if self._upgraded or self._posting or session.state is not _OPEN:
             return error(BAD_REQUEST)
-        if len(body) > session.settings.MAX_PAYLOAD:
-            self._close_with(CloseCode.TOO_BIG, f"POST over MAX_PAYLOAD ({session.settings.MAX_PAYLOAD} bytes)")
+        limit = session.settings.MAX_PAYLOAD
+        # A str of n characters is at most 4n bytes of UTF-8: encode only when the length cannot tell.
+        if len(body) > limit // 4 and len(body.encode()) > limit:
+            self._close_with(CloseCode.TOO_BIG, f"POST over MAX_PAYLOAD ({limit} bytes)")
             return error(BAD_REQUEST, status=413)
         try:
             packets = protocol.decode_payload(body)
@@ -190,6 +199,7 @@ class PollingTransport:
 
     def probed(self) -> None:
         """A WebSocket asked to take over: the waiting GET returns, so the client pauses polling."""
+        self._probed = True
         if self._waiter is not None and not self._out:
             self._out.append(protocol.EIO_NOOP)
         self._wake()
@@ -234,6 +244,19 @@ async def handle(
     if owner != runtime.bridge.process_id and runtime.bridge.enabled:
         return await _relay(runtime, owner, method, sid, body)
     return await _serve(runtime, method, sid, body)
+
+
+def refuse_too_big(runtime: Runtime, query: dict[str, str]) -> Response:
+    """
+    Answer a POST whose body the server would not even read (over Django's
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE``): 413, and its session, if this process
+    holds it, closed as for any POST over ``MAX_PAYLOAD``.
+    """
+    transport = runtime.polling.get(query.get("sid", ""))
+    if transport is not None and transport.session is not None:
+        limit = transport.session.settings.MAX_PAYLOAD
+        transport._close_with(CloseCode.TOO_BIG, f"POST over MAX_PAYLOAD ({limit} bytes)")
+    return error(BAD_REQUEST, status=413)
 
 
 async def _handshake(runtime: Runtime, scope: dict[str, Any], namespace: str | None) -> Response:
