@@ -9,6 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# the proxy of the tests across processes; /usr/sbin is not on every user's PATH
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)  # the benchmarks pin processes to cores
 command -v npm >/dev/null 2>&1 || missing+=(npm)  # Debian's npm brings nodejs
 if [ ! -x .venv/bin/python ] && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
