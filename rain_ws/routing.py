@@ -16,6 +16,7 @@ import io
 import re
 from collections.abc import Awaitable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
@@ -26,6 +27,8 @@ from .conf import get_settings
 from .transports.websocket import SocketIOConsumer
 from .registry import registry
 from .security import OriginValidator, refuse_handshake
+from .runtime import runtime
+from .transports import polling
 from .views import socket_io
 
 __all__ = [
@@ -140,29 +143,83 @@ class LongPollingFirst:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.application(scope, receive, send)
             return
+        method = scope["method"]
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         body = []
+        size = 0
+        limit = get_settings().MAX_PAYLOAD
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            body.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                # Not read any further: no body over MAX_PAYLOAD is kept.
+                await _respond(receive, send, _answer_poll(_at_once(polling.refuse_too_big(runtime(), query))), "POST")
+                return
+            body.append(chunk)
             if not message.get("more_body"):
                 break
-        request = ASGIRequest(scope, io.BytesIO(b"".join(body)))
-        # A GET may wait for the session's output: if the client goes away
-        # meanwhile, the view is cancelled, so what it would have taken stays
-        # for the next GET, as under Django's own handler.
-        answering = asyncio.ensure_future(socket_io(request))
+        content = b"".join(body)
+        if (
+            "sid" in query
+            and method in ("GET", "POST")
+            and scope["path"] == self.prefix
+            and not any(name == b"origin" for name, _ in scope.get("headers", ()))
+        ):
+            # A poll of an open session from a client that names no origin
+            # (not a browser's cross-origin request): straight to the
+            # session, without making Django request and response objects.
+            try:
+                text = content.decode()
+            except UnicodeDecodeError:
+                text = None
+            if text is not None:
+                answer = _answer_poll(polling.handle(runtime(), scope, method, query, text, None))
+                await _respond(receive, send, answer, method)
+                return
+        # Anything else (a handshake, a browser's request, a channel's own
+        # route) goes through the view, with its origin check and CORS.
+        request = ASGIRequest(scope, io.BytesIO(content))
+        await _respond(receive, send, _answer_request(socket_io(request)), method)
+
+
+async def _at_once(answer: polling.Response) -> polling.Response:
+    return answer
+
+
+async def _answer_poll(answering: Awaitable[polling.Response]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    status, body, content_type = await answering
+    headers = [(b"content-type", content_type.encode()), (b"cache-control", b"no-store")]
+    return status, headers, body.encode()
+
+
+async def _answer_request(answering: Awaitable[Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    response = await answering
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.items()]
+    return response.status_code, headers, response.content
+
+
+async def _respond(receive: Any, send: Any, answering: Any, method: str) -> None:
+    """
+    Send the answer. A GET may wait for the session's output: if the client
+    goes away meanwhile, the answer is cancelled, so what it would have
+    taken stays for the next GET, as under Django's own handler.
+    """
+    if method == "GET":
+        answer = asyncio.ensure_future(answering)
         leaving = asyncio.ensure_future(_disconnected(receive))
-        done, _ = await asyncio.wait((answering, leaving), return_when=asyncio.FIRST_COMPLETED)
-        if answering not in done:
-            answering.cancel()
+        done, _ = await asyncio.wait((answer, leaving), return_when=asyncio.FIRST_COMPLETED)
+        if answer not in done:
+            answer.cancel()
             return
         leaving.cancel()
-        response = answering.result()
-        headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.items()]
-        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
-        await send({"type": "http.response.body", "body": response.content})
+        status, headers, body = answer.result()
+    else:
+        status, headers, body = await answering
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _disconnected(receive: Any) -> None:

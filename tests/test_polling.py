@@ -211,9 +211,19 @@ async def assert_logged(server: Server, *parts: str, since: int) -> str:
 # -- fixtures --------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["daphne", "uvicorn"])
+@pytest.fixture(scope="module")
+def polling_first_server() -> Iterator[Server]:
+    """The test project on uvicorn with ``http_application()``: long-polling answered before Django."""
+    with run_server(server="uvicorn", application="tests.project.asgi_polling_first:application") as running:
+        yield running
+
+
+@pytest.fixture(params=["daphne", "uvicorn", "polling_first"])
 def server(request: pytest.FixtureRequest) -> Server:
-    """The test project on daphne, then on uvicorn (the session's servers)."""
+    """
+    The test project on daphne, on uvicorn (the session's servers), and on
+    uvicorn with the recommended wiring.
+    """
     return request.getfixturevalue(f"{request.param}_server")
 
 
