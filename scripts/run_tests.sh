@@ -60,7 +60,7 @@ for dir in tests/js bench/node; do
 done
 
 # 4. Docs (warnings are errors).
-.venv/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+.venv/bin/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
 
 # 5. The test suite.
 exec .venv/bin/python -m pytest "$@"
