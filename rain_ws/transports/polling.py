@@ -62,6 +62,9 @@ OWNER_WAIT = 2.0
 #: Seconds a relayed POST waits for the owner's answer (a GET waits a ping interval more).
 RELAY_WAIT = 5.0
 
+#: Seconds a GET that arrives after the upgrade's probe waits (see ``get``).
+PROBE_WAIT = 0.1
+
 _OPEN = State.OPEN
 
 
@@ -145,12 +148,17 @@ class PollingTransport:
             return error(BAD_REQUEST)
         if not self._out and not self._closing:
             # A client that was answered 3probe stops polling until the
-            # upgrade is done: a GET after the probe is answered 400 if the
-            # upgrade then happens (and normally if it does not).
+            # upgrade is done, but its GET may cross the probe: a GET after
+            # the probe waits PROBE_WAIT at most, and is answered 400 if the
+            # upgrade happened meanwhile, else a noop, so that the client
+            # goes on to send its upgrade.
             after_probe = self._probed
             self._waiter = self.runtime.loop.create_future()
             try:
-                await self._waiter
+                if after_probe:
+                    await asyncio.wait((self._waiter,), timeout=PROBE_WAIT)
+                else:
+                    await self._waiter
             finally:
                 self._waiter = None
             if self._upgraded and after_probe:
