@@ -254,7 +254,8 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             "processes miss them, and rain_ws.broadcast() from a management command or a worker "
             "reaches nobody.",
             hint=(
-                "With several processes, use channels-redis (the redis extra: pip install '/path/to/rain_ws[redis]') and set "
+                "With several processes, use channels-redis (the redis extra: "
+                "pip install '/path/to/rain_ws[redis]') and set "
                 "CHANNEL_LAYERS['default']['BACKEND'] to "
                 "'channels_redis.pubsub.RedisPubSubChannelLayer' (see the deployment docs). "
                 "If the site really runs one process, add 'rain_ws.W005' to SILENCED_SYSTEM_CHECKS."

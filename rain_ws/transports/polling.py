@@ -327,7 +327,9 @@ async def _relay(runtime: Runtime, owner: str, method: str, sid: str, body: str)
         return await asyncio.wait_for(answer, wait)
     except TimeoutError:
         # The owner is gone (or the layer is down): the client starts a new session.
-        refusals.refused("no answer from the process holding long-polling session %s: told the client to start again", sid)
+        refusals.refused(
+            "no answer from the process holding long-polling session %s: told the client to start again", sid
+        )
         return error(UNKNOWN_SID)
     finally:
         runtime.relayed.pop(request, None)

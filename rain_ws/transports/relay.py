@@ -144,7 +144,9 @@ async def relay_frames(
             text = frame.get("text")
             payload = {"text": text} if text is not None else {"bytes": frame.get("bytes") or b""}
             if len(text if text is not None else payload["bytes"]) > max_payload:
-                logger.warning("closing a relayed WebSocket of session %s: frame over MAX_PAYLOAD (%d bytes)", sid, max_payload)
+                logger.warning(
+                    "closing a relayed WebSocket of session %s: frame over MAX_PAYLOAD (%d bytes)", sid, max_payload
+                )
                 socket.close(CloseCode.TOO_BIG)
                 return
             bridge.publish(to_owner, {"type": FRAME_IN, "connection": connection, **payload})
@@ -162,7 +164,9 @@ async def _ask(runtime: Runtime, connection: str, to_owner: list[str], message: 
     try:
         return await asyncio.wait_for(answer, OWNER_WAIT)
     except TimeoutError:
-        logger.warning("no answer from the process holding session %s: the WebSocket upgrade is refused", message["sid"])
+        logger.warning(
+            "no answer from the process holding session %s: the WebSocket upgrade is refused", message["sid"]
+        )
         return False
     finally:
         runtime.relay_answers.pop(connection, None)

@@ -98,7 +98,9 @@ class SocketIOConsumer(AsyncConsumer):
         if sid is None:
             self.session = session = EngineSession(self, scope, self.only_namespace, runtime())
         elif self._held_elsewhere(sid):
-            await relay_frames(runtime(), self, receive, sid, sid_owner(sid), self.sends_empty_bytes)  # type: ignore[arg-type]
+            owner = sid_owner(sid)
+            assert owner is not None  # _held_elsewhere checked it
+            await relay_frames(runtime(), self, receive, sid, owner, self.sends_empty_bytes)
             self._post({"type": "websocket.close", "code": CloseCode.NORMAL})
             return
         else:
