@@ -208,14 +208,25 @@ async def _respond(receive: Any, send: Any, answering: Any, method: str) -> None
     taken stays for the next GET, as under Django's own handler.
     """
     if method == "GET":
-        answer = asyncio.ensure_future(answering)
+        # Watched from a task of its own; the answer is awaited in this one.
+        waiting = asyncio.current_task()
+        answered = False
+
+        def left(watch: asyncio.Future[None]) -> None:
+            if not watch.cancelled() and not answered:
+                waiting.cancel()  # type: ignore[union-attr]
+
         leaving = asyncio.ensure_future(_disconnected(receive))
-        done, _ = await asyncio.wait((answer, leaving), return_when=asyncio.FIRST_COMPLETED)
-        if answer not in done:
-            answer.cancel()
-            return
-        leaving.cancel()
-        status, headers, body = answer.result()
+        leaving.add_done_callback(left)
+        try:
+            status, headers, body = await answering
+            answered = True
+        except asyncio.CancelledError:
+            if leaving.done() and not leaving.cancelled():
+                return  # the client left: nothing to answer
+            raise
+        finally:
+            leaving.cancel()
     else:
         status, headers, body = await answering
     await send({"type": "http.response.start", "status": status, "headers": headers})

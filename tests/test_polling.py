@@ -772,3 +772,14 @@ async def test_client_that_posts_and_never_gets_is_closed_at_max_unread_bytes(ki
             assert 100 <= ack_id <= 120, ack_id
             assert (status, error_body(body)) == (400, BAD_REQUEST)
             await assert_logged(running, f"closing {poll.address}", "over MAX_UNREAD_BYTES (1048576)", since=since)
+
+
+async def test_a_get_the_client_gave_up_leaves_its_packets_for_the_next(poll: Polling, http: aiohttp.ClientSession) -> None:
+    """A client that drops a waiting GET loses nothing: the server keeps what that GET would have taken."""
+    await poll.connect(ECHO)
+    with pytest.raises((asyncio.TimeoutError, aiohttp.ClientError)):
+        async with http.get(poll.url, timeout=aiohttp.ClientTimeout(total=0.3)) as response:
+            await response.read()
+    await asyncio.sleep(0.2)  # the server notices the connection went away
+    await poll.send(f'42{ECHO},11["echo","kept"]')
+    assert await poll.read(1) == [f'43{ECHO},11[null,["kept"]]']
