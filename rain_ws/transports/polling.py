@@ -168,6 +168,10 @@ class PollingTransport:
             self._forget()
         return 200, protocol.encode_payload(packets) if packets else protocol.EIO_NOOP, _TEXT
 
+    def would_wait(self) -> bool:
+        """Whether a GET now would wait for output."""
+        return not self._out and not self._closing and not self._upgraded
+
     async def post(self, body: str) -> Response:
         """Hand the client's packets to the session."""
         session = self.session
@@ -337,7 +341,10 @@ async def _relay(runtime: Runtime, owner: str, method: str, sid: str, body: str)
 
 async def _answer(runtime: Runtime, message: dict[str, Any]) -> None:
     requester = [process_group(message["reply_to"])]
-    runtime.bridge.publish(requester, {"type": RELAY_ANSWER, "request": message["request"], "taken": True})
+    transport = runtime.polling.get(message["sid"])
+    if message["method"] == "GET" and transport is not None and transport.would_wait():
+        # The answer may take a ping interval: say at once that it is coming.
+        runtime.bridge.publish(requester, {"type": RELAY_ANSWER, "request": message["request"], "taken": True})
     status, body, content_type = await _serve(runtime, message["method"], message["sid"], message["body"])
     reply = {
         "type": RELAY_ANSWER,
