@@ -32,7 +32,6 @@ from .refusals import refusals
 __all__ = ["OriginValidator", "origin_allowed", "refuse_handshake", "request_origin_allowed"]
 
 
-
 def _as_request(scope: Mapping[str, Any]) -> ASGIRequest:
     """
     The handshake as Django sees an HTTP request, so that its own code reads
