@@ -1,0 +1,343 @@
+"""
+Cost curves on one process: rain_ws on uvicorn, idle reaper on, holding
+1,000, 10,000 and 50,000 idle connections while 50 active clients echo.
+
+One server process (``bench.servers.rain_scale_asgi``, settings
+``bench.servers.settings_scale``: ``DISCONNECT_IDLE`` on,
+``DISCONNECT_IDLE_ON_MAX_CONN`` at 1,000,000 so nothing is reaped,
+``PING_INTERVAL`` 5 s, ``IDLE_CHECK_INTERVAL`` 1 s), pinned to one core; this
+script, the load generator, on the other. The idle connections are raw
+WebSockets (Engine.IO OPEN, Socket.IO CONNECT to ``/``) on ``loadgen.py``'s
+``asyncio.Protocol`` client, which answers pings; they are opened once and
+grown size by size (1,000, then 9,000 more, ...). At each size:
+
+- RSS per held connection: server ``VmRSS`` growth over the baseline
+  (after 100 connections opened and closed), once settled, / connections held;
+- heartbeat: after one ping interval, server CPU (``/proc/<pid>/stat``) over
+  two ping intervals with only the idle connections, / pings they received;
+- reaper sweep: ``ConnectionTracker.sweep`` timed inside the server (see
+  ``rain_scale_asgi.py``), mean and max over the sweeps of that window;
+- echo: 50 fresh clients emit ``echo`` with an ack in a loop, 2 s warm-up,
+  then a window: server CPU per ack (all of it, heartbeat included, and net
+  of the heartbeat rate just measured), p50/p99 ack latency.
+
+The server's open-file limit bounds the held count: a size above
+(hard limit - 200) is cut to that and reported as reached.
+
+Usage, from the repository root::
+
+    .venv/bin/python bench/scale.py                  # writes the section in bench/RESULTS.md
+    .venv/bin/python bench/scale.py --sizes 200,1000 --duration 3 --no-write   # smoke run
+
+Linux only (``/proc``, ``taskset``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import run  # noqa: E402
+from bench.loadgen import (  # noqa: E402
+    Connection,
+    CpuMeter,
+    Tally,
+    Target,
+    close_all,
+    open_all,
+    percentile,
+    rss_kib,
+    settled_rss,
+)
+
+SECTION = "## Scale: cost curves on one process"
+SPEC = run.ServerSpec(
+    "rain_ws-uvicorn-scale", "rain_ws on uvicorn, reaper on", "uvicorn", "bench.servers.rain_scale_asgi:application"
+)
+SOURCES = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"]
+OPEN_CONCURRENCY = 100
+FD_MARGIN = 200
+
+
+async def open_from(target: Target, client: Connection, source: str) -> None:
+    """Like loadgen.open_connection, bound to a loopback source address (more ephemeral ports)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((source, 0))
+        await loop.sock_connect(sock, (target.host, target.port))
+        await loop.create_connection(lambda: client, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+    client.sock = sock
+    await asyncio.wait_for(client.connected, 30)
+
+
+async def open_many(target: Target, tally: Tally, count: int, first: int) -> tuple[list[Connection], list[str]]:
+    """Open ``count`` idle clients; stop at the first failures and return those opened."""
+    opened: list[Connection] = []
+    errors: list[str] = []
+    numbers = iter(range(first, first + count))
+
+    async def worker() -> None:
+        for number in numbers:
+            if errors:
+                return
+            client = target.client(tally)
+            try:
+                await open_from(target, client, SOURCES[number % len(SOURCES)])
+            except Exception as error:  # noqa: BLE001 - reported
+                errors.append(f"open #{number}: {type(error).__name__}: {error}")
+                return
+            opened.append(client)
+
+    await asyncio.gather(*(worker() for _ in range(min(OPEN_CONCURRENCY, count))))
+    return opened, errors
+
+
+def read_sweeps(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {"sweeps": 0, "total_s": 0.0, "max_s": 0.0}
+
+
+async def echo_window(target: Target, pid: int, active: int, warmup: float, duration: float) -> dict[str, Any]:
+    """loadgen.echo's window, on fresh active clients, with the idle ones still held."""
+    tally = Tally()
+    clients = [target.client(tally) for _ in range(active)]
+    try:
+        await open_all(target, clients)
+        for client in clients:
+            client.emit()
+        await asyncio.sleep(warmup)
+        meter = CpuMeter(pid)
+        before = tally.acks
+        tally.recording = True
+        await asyncio.sleep(duration)
+        tally.recording = False
+        window, server_cpu, own_cpu = meter.read()
+        acks = tally.acks - before
+        tally.running = False
+        deadline = time.monotonic() + 2
+        while any(c.waiting_id is not None for c in clients) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+    finally:
+        await close_all(clients)
+    latencies = sorted(tally.latencies)
+    return {
+        "acks": acks,
+        "window_s": window,
+        "acks_per_s": acks / window,
+        "server_cpu_s": server_cpu,
+        "loadgen_cpu_share": own_cpu / window,
+        "p50_ms": percentile(latencies, 0.5) * 1e3,
+        "p99_ms": percentile(latencies, 0.99) * 1e3,
+        "errors": tally.errors,
+    }
+
+
+async def measure(args: argparse.Namespace, port: int, pid: int, sweep_file: Path, cap: int) -> dict[str, Any]:
+    target = Target("127.0.0.1", port, "/socket.io/")
+    idle_tally = Tally()
+    warm = [target.client(idle_tally) for _ in range(100)]
+    await open_all(target, warm)
+    await close_all(warm)
+    baseline = await settled_rss(pid, 20)
+    held: list[Connection] = []
+    rows: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for size in args.sizes:
+        goal = min(size, cap)
+        if goal < size:
+            notes.append(f"{size:,} asked, {goal:,} is the most the open-file limit allows")
+        started = time.perf_counter()
+        more, errors = await open_many(target, idle_tally, goal - len(held), len(held))
+        held.extend(more)
+        opened_s = time.perf_counter() - started
+        row: dict[str, Any] = {"asked": size, "held": len(held), "open_s": opened_s, "errors": errors}
+        print(f"[{size}] holding {len(held):,} (opened {len(more):,} in {opened_s:.1f} s) {errors[:1]}", flush=True)
+        rss = await settled_rss(pid, 15)
+        row["rss_kib"] = rss
+        row["kib_per_conn"] = (rss - baseline) / len(held) if held else float("nan")
+        # Every connection into its ping cycle, then the heartbeat window: idle only.
+        await asyncio.sleep(args.ping_interval + 1)
+        pings_before = sum(c.pings for c in held)
+        sweeps_before = read_sweeps(sweep_file)
+        meter = CpuMeter(pid)
+        await asyncio.sleep(2 * args.ping_interval)
+        window, server_cpu, _ = meter.read()
+        pings = sum(c.pings for c in held) - pings_before
+        sweeps_after = read_sweeps(sweep_file)
+        n_sweeps = sweeps_after["sweeps"] - sweeps_before["sweeps"]
+        row.update(
+            hb_window_s=window,
+            pings_per_s=pings / window,
+            hb_cpu_share=server_cpu / window,
+            hb_us_per_ping=server_cpu / pings * 1e6 if pings else float("nan"),
+            sweeps=n_sweeps,
+            sweep_mean_us=(sweeps_after["total_s"] - sweeps_before["total_s"]) / n_sweeps * 1e6 if n_sweeps else float("nan"),
+            sweep_max_us=sweeps_after["max_s"] * 1e6,
+            sweep_held=sweeps_after.get("held"),
+            reaped=sweeps_after.get("reaped", 0),
+        )
+        print(f"[{size}] heartbeat {row['pings_per_s']:.0f} pings/s, {row['hb_cpu_share']:.1%} CPU, "
+              f"{row['hb_us_per_ping']:.1f} us/ping; sweep {row['sweep_mean_us']:.1f} us", flush=True)
+        echo = await echo_window(target, pid, args.active, args.warmup, args.duration)
+        row.update({f"echo_{k}": v for k, v in echo.items()})
+        acks = echo["acks"] or float("nan")
+        row["cpu_us_per_ack"] = echo["server_cpu_s"] / acks * 1e6
+        net = echo["server_cpu_s"] - row["hb_cpu_share"] * echo["window_s"]
+        row["net_cpu_us_per_ack"] = net / acks * 1e6
+        row["lost"] = idle_tally.lost
+        row["load"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"[{size}] echo {echo['acks_per_s']:.0f} acks/s, {row['cpu_us_per_ack']:.1f} us/ack "
+              f"(net {row['net_cpu_us_per_ack']:.1f}), p99 {echo['p99_ms']:.2f} ms, load {row['load']}", flush=True)
+        rows.append(row)
+        if errors:
+            notes.append(f"stopped opening at {len(held):,}: {errors[0]}")
+            break
+    await close_all(held, 20)
+    return {"baseline_rss_kib": baseline, "rows": rows, "notes": notes, "idle_errors": idle_tally.errors}
+
+
+def fmt(value: float, spec: str) -> str:
+    return "n/a" if value != value else format(value, spec)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    header = [
+        "held", "CPU/ack (µs)", "CPU/ack net of heartbeat (µs)", "acks/s", "p50 (ms)", "p99 (ms)",
+        "RSS/conn (KiB)", "pings/s", "heartbeat CPU", "CPU/ping (µs)", "sweep mean / max (µs)", "load (1/5/15 min)",
+    ]  # fmt: skip
+    lines = [header]
+    for r in rows:
+        lines.append([
+            f"{r['held']:,}", fmt(r["cpu_us_per_ack"], ".1f"), fmt(r["net_cpu_us_per_ack"], ".1f"),
+            fmt(r["echo_acks_per_s"], ".0f"), fmt(r["echo_p50_ms"], ".2f"), fmt(r["echo_p99_ms"], ".2f"),
+            fmt(r["kib_per_conn"], ".1f"), fmt(r["pings_per_s"], ".0f"), fmt(r["hb_cpu_share"] * 100, ".1f") + " %",
+            fmt(r["hb_us_per_ping"], ".1f"), f"{fmt(r['sweep_mean_us'], '.1f')} / {fmt(r['sweep_max_us'], '.1f')}",
+            r["load"],
+        ])  # fmt: skip
+    return run.markdown(lines[0], lines[1:])
+
+
+def ratios(rows: list[dict[str, Any]]) -> str:
+    if len(rows) < 2:
+        return "Fewer than two sizes measured: no ratio."
+    first, last = rows[0], rows[-1]
+    out = [f"Largest size reached against the smallest ({last['held']:,} / {first['held']:,}), target 1.15x:", ""]
+    for label, key in (("CPU per ack", "cpu_us_per_ack"), ("CPU per ack, net of heartbeat", "net_cpu_us_per_ack"),
+                       ("p99 ack latency", "echo_p99_ms")):
+        ratio = last[key] / first[key]
+        out.append(f"- {label}: {ratio:.2f}x ({'meets' if ratio <= 1.15 else 'misses'} 1.15x)")
+    return "\n".join(out)
+
+
+def section(result: dict[str, Any], args: argparse.Namespace, cap: int) -> str:
+    rows = result["rows"]
+    notes = [*result["notes"]]
+    if result["idle_errors"]:
+        notes.append("idle connection errors: " + "; ".join(result["idle_errors"][:3]))
+    lost = rows[-1]["lost"] if rows else 0
+    parts = [
+        SECTION,
+        "",
+        f"`bench/scale.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: one rain_ws process on uvicorn "
+        f"(`--loop asyncio --ws websockets-sansio`), pinned to one core, the load generator on the other; "
+        f"`DISCONNECT_IDLE` on (`DISCONNECT_IDLE_ON_MAX_CONN` 1,000,000: nothing reaped), `PING_INTERVAL` "
+        f"{args.ping_interval:g} s, `IDLE_CHECK_INTERVAL` 1 s. {args.active} active clients echo with acks for "
+        f"{args.duration:g} s (after {args.warmup:g} s warm-up) while the idle connections are held; CPU per ack is "
+        f"all the server's CPU in the window (the idle connections' heartbeat included) / acks, and also net of the "
+        f"heartbeat CPU rate measured just before. Heartbeat: server CPU over {2 * args.ping_interval:g} s with only "
+        f"idle connections held / pings they received. Sweep: `ConnectionTracker.sweep` timed in the server "
+        f"(`bench/servers/rain_scale_asgi.py`). RSS per connection: `VmRSS` growth over the baseline "
+        f"({result['baseline_rss_kib']:,} KiB) / held.",
+        "",
+        table(rows),
+        "",
+        ratios(rows),
+        "",
+        f"Open-file hard limit here: {cap + FD_MARGIN:,} (cannot be raised without privileges this machine lacks), "
+        f"so one server process can hold at most ~{cap:,} connections"
+        f"{'; ' + format(max(args.sizes), ',') + ' was not reachable' if max(args.sizes) > cap else ''}. "
+        f"Idle connections lost during the run: {lost}. "
+        "The sweep, with fewer connections than `DISCONNECT_IDLE_ON_MAX_CONN`, is only the length check, and with "
+        "nothing idle for `IDLE_TIME` it would stop at the first connection: its time does not grow with the count "
+        "held; the cost of a sweep that reaps is not measured here. The net figure subtracts the heartbeat CPU "
+        "rate measured with the server otherwise idle; under echo load the heartbeat's cost differs, so the net "
+        "figure is an estimate only.",
+    ]
+    if notes:
+        parts += ["", *[f"- {n}" for n in notes]]
+    return "\n".join(parts) + "\n"
+
+
+def write_section(text: str) -> None:
+    old = run.RESULTS.read_text()
+    start = old.find(SECTION)
+    if start == -1:
+        new = old.rstrip("\n") + "\n\n" + text
+    else:
+        end = old.find("\n## ", start + len(SECTION))
+        new = old[:start] + text + (old[end + 1 :] if end != -1 else "")
+        if end != -1 and not text.endswith("\n\n"):
+            new = old[:start] + text + "\n" + old[end + 1 :]
+    run.RESULTS.write_text(new)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="1000,10000,50000", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--active", type=int, default=50)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--ping-interval", type=float, default=5.0)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    parser.add_argument("--limit", type=float, default=480, help="seconds the whole run may take")
+    args = parser.parse_args()
+
+    hard = run.raise_open_file_limit()
+    cap = hard - FD_MARGIN
+    loadgen_prefix, server_prefix = run.pinning()
+    if loadgen_prefix:
+        os.sched_setaffinity(0, {int(loadgen_prefix[-1])})
+    sweep_file = Path(tempfile.mkstemp(prefix="bench-scale-sweep-", suffix=".json")[1])
+    environment = {
+        "DJANGO_SETTINGS_MODULE": "bench.servers.settings_scale",
+        "RAIN_SCALE_SWEEP_FILE": str(sweep_file),
+        "RAIN_SCALE_PING_INTERVAL": str(args.ping_interval),
+    }
+    try:
+        with run.start(SPEC, server_prefix, environment) as running:
+            result = asyncio.run(
+                asyncio.wait_for(measure(args, running.port, running.process.pid, sweep_file, cap), args.limit)
+            )
+            if running.process.poll() is not None:
+                print(f"server exited:\n{running.log_tail()}", file=sys.stderr)
+                return 1
+    finally:
+        sweep_file.unlink(missing_ok=True)
+    text = section(result, args, cap)
+    print()
+    print(text)
+    if not args.no_write and result["rows"]:
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
