@@ -28,7 +28,6 @@ import json
 import math
 import os
 import socket
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
@@ -75,9 +74,10 @@ def serving_pid(server: Server) -> int:
     started a worker (uvicorn does with ``--workers`` or ``--reload``; the
     tests run it with neither, and daphne never does).
     """
-    children = subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(server.process.pid)], capture_output=True, text=True, check=False
-    ).stdout.split()
+    pid = server.process.pid
+    # From /proc, not ps: a fresh Debian image may have no procps.
+    with open(f"/proc/{pid}/task/{pid}/children") as listed:
+        children = listed.read().split()
     assert len(children) <= 1, f"several workers: {children}"
     return int(children[0]) if children else server.process.pid
 
