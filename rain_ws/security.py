@@ -29,7 +29,7 @@ from django.utils.http import is_same_domain
 from .conf import get_settings
 from .refusals import refusals
 
-__all__ = ["OriginValidator", "origin_allowed", "refuse_handshake", "request_origin_allowed"]
+__all__ = ["OriginValidator", "is_own_origin", "origin_allowed", "refuse_handshake", "request_origin_allowed"]
 
 
 def _as_request(scope: Mapping[str, Any]) -> ASGIRequest:
@@ -68,16 +68,23 @@ def origin_allowed(scope: Mapping[str, Any]) -> bool:
     return request_origin_allowed(_as_request(scope))
 
 
+def is_own_origin(request: HttpRequest, origin: str) -> bool:
+    """
+    Whether ``origin`` is the request's own (its scheme, and its host as
+    Django reads it). A host outside ``ALLOWED_HOSTS`` is no origin to trust:
+    the trusted lists may still name it.
+    """
+    try:
+        return origin == f"{request.scheme}://{request.get_host()}"
+    except DisallowedHost:
+        return False
+
+
 def request_origin_allowed(request: HttpRequest) -> bool:
     """Whether ``request`` (a handshake, or a long-polling request) may go on, by its ``Origin`` header."""
     origin = request.META.get("HTTP_ORIGIN")
-    if origin is None:
+    if origin is None or is_own_origin(request, origin):
         return True
-    try:
-        if origin == f"{request.scheme}://{request.get_host()}":
-            return True
-    except DisallowedHost:
-        pass  # its own origin is then no origin to trust; the lists may still name it
     return _trusted(origin, (*settings.CSRF_TRUSTED_ORIGINS, *(get_settings().ALLOWED_ORIGINS or ())))
 
 

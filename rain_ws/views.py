@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import DisallowedHost, RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -15,7 +15,7 @@ from .metrics import render_prometheus
 from .refusals import refusals
 from .registry import registry
 from .runtime import runtime
-from .security import request_origin_allowed
+from .security import is_own_origin, request_origin_allowed
 from .session_store import SessionExpired, load_session
 from .transports import polling
 
@@ -135,13 +135,8 @@ def _with_cors(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     answer, with its cookies: the CORS headers name that origin, never ``*``.
     """
     origin = request.headers.get("Origin")
-    if origin is None:
+    if origin is None or is_own_origin(request, origin):
         return response
-    try:
-        if origin == f"{request.scheme}://{request.get_host()}":
-            return response
-    except DisallowedHost:
-        pass
     response["Access-Control-Allow-Origin"] = origin
     response["Access-Control-Allow-Credentials"] = "true"
     response["Vary"] = "Origin"
