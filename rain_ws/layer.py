@@ -32,6 +32,7 @@ __all__ = [
     "DONE",
     "LAYER_WAIT",
     "MAX_OUTGOING",
+    "MAX_OUTGOING_BYTES",
     "LayerBridge",
     "group_name",
     "is_socket_id",
@@ -50,6 +51,9 @@ LAYER_WAIT = 1.0
 #: Most messages a process holds for a layer that is slow or down; past it
 #: the oldest are dropped (and counted as undelivered).
 MAX_OUTGOING = 10_000
+#: Most bytes of payload (events, relayed frames and requests) those messages
+#: may hold; past it the oldest are dropped too.
+MAX_OUTGOING_BYTES = 64 * 1024 * 1024
 
 #: A socket id is its process id (8 hex digits), "-", then 16 random
 #: URL-safe characters.
@@ -170,7 +174,9 @@ class LayerBridge:
         self._retrying: asyncio.Task[None] | None = None
         # Messages waiting to be sent, in order, by one sender task, so no
         # emit waits on a slow or stalled layer: (groups, message, done).
-        self._outgoing: deque[tuple[list[str], dict[str, Any], asyncio.Future[None] | None]] = deque()
+        # (groups, message, done, payload size).
+        self._outgoing: deque[tuple[list[str], dict[str, Any], asyncio.Future[None] | None, int]] = deque()
+        self._outgoing_bytes = 0
         self._sender: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -251,28 +257,38 @@ class LayerBridge:
 
     # -- sending -------------------------------------------------------------
 
-    def publish(self, groups: list[str], message: dict[str, Any], track: bool = False) -> asyncio.Future[None] | None:
+    def publish(
+        self, groups: list[str], message: dict[str, Any], track: bool = False, size: int = 0
+    ) -> asyncio.Future[None] | None:
         """
         Send ``message`` to ``groups``, after the messages before it, from
         the sender task: never wait here. With ``track``, return a future done
-        once the layer has taken it (or failed to). Past ``MAX_OUTGOING``
-        waiting (a layer that stalls), the oldest is dropped, so memory stays
-        bounded.
+        once the layer has taken it (or failed to). ``size`` is the bytes of
+        payload it carries. Past ``MAX_OUTGOING`` messages or
+        ``MAX_OUTGOING_BYTES`` waiting (a layer that stalls), the oldest are
+        dropped, so memory stays bounded.
         """
         message["origin"] = self.process_id
         if len(groups) > 1:
             message["id"] = secrets.token_hex(8)
         done = self.loop.create_future() if track else None
         outgoing = self._outgoing
-        if len(outgoing) >= MAX_OUTGOING:
-            _, _, dropped = outgoing.popleft()
+        while outgoing and (len(outgoing) >= MAX_OUTGOING or self._outgoing_bytes + size > MAX_OUTGOING_BYTES):
+            _, _, dropped, dropped_size = outgoing.popleft()
+            self._outgoing_bytes -= dropped_size
             if dropped is not None and not dropped.done():
                 dropped.set_result(None)
-            self._undelivered(f"over {MAX_OUTGOING} messages waiting for the layer")
-        outgoing.append((groups, message, done))
+            self._undelivered("over MAX_OUTGOING messages or MAX_OUTGOING_BYTES waiting for the layer")
+        outgoing.append((groups, message, done, size))
+        self._outgoing_bytes += size
         if self._sender is None:
             self._sender = self.loop.create_task(self._send_outgoing())
         return done
+
+    @property
+    def overloaded(self) -> bool:
+        """Whether half of ``MAX_OUTGOING_BYTES`` waits for the layer: senders of their own should stop."""
+        return self._outgoing_bytes > MAX_OUTGOING_BYTES // 2
 
     def for_socket(self, socket_id: str) -> str:
         """The group that reaches the process holding the socket ``socket_id``."""
@@ -282,7 +298,8 @@ class LayerBridge:
         outgoing = self._outgoing
         try:
             while outgoing:
-                groups, message, done = outgoing.popleft()
+                groups, message, done, size = outgoing.popleft()
+                self._outgoing_bytes -= size
                 try:
                     for group in groups:
                         await self.layer.group_send(group, message)

@@ -185,7 +185,7 @@ class Rooms:
             "text": text,
             "buffers": buffers,
         }
-        return self.bridge.publish(groups, message, track)
+        return self.bridge.publish(groups, message, track, len(text) + sum(map(len, buffers)))
 
     def deliver(
         self, channel: str, text: str, buffers: list[bytes], rooms: list[str], exclude: str | None

@@ -279,3 +279,28 @@ def _delete_session(key: str) -> None:
     from django.conf import settings
 
     import_module(settings.SESSION_ENGINE).SessionStore(key).delete()
+
+
+# -- the layer bridge's outgoing queue ---------------------------------------------
+
+
+class StalledLayer:
+    """A channel layer that never answers a send (Redis under SIGSTOP)."""
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_messages_for_a_stalled_layer_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch):
+    from rain_ws import layer as layer_module
+
+    monkeypatch.setattr(layer_module, "MAX_OUTGOING_BYTES", 1000)
+    bridge = LayerBridge(asyncio.get_running_loop())
+    bridge.layer = StalledLayer()
+    first = bridge.publish(["g"], {"n": 0}, track=True, size=400)
+    await asyncio.sleep(0)  # the sender takes the first, and stalls on it
+    kept = [bridge.publish(["g"], {"n": n}, track=True, size=400) for n in range(1, 4)]
+    assert bridge.overloaded  # 800 bytes wait, over half the bound
+    assert kept[0].done() and not kept[1].done() and not kept[2].done()  # the oldest waiting was dropped
+    assert bridge.undelivered == 1 and not first.done()
+    bridge._sender.cancel()

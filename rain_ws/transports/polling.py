@@ -322,7 +322,7 @@ async def _relay(runtime: Runtime, owner: str, method: str, sid: str, body: str)
         "sid": sid,
         "body": body,
     }
-    bridge.publish([process_group(owner)], message)
+    bridge.publish([process_group(owner)], message, size=len(body))
     wait = RELAY_WAIT + (runtime.settings.PING_INTERVAL if method == "GET" else 0)
     try:
         # The owner says at once that it has the request, so a dead owner is
@@ -353,7 +353,7 @@ async def _answer(runtime: Runtime, message: dict[str, Any]) -> None:
         "body": body,
         "content_type": content_type,
     }
-    runtime.bridge.publish(requester, reply)
+    runtime.bridge.publish(requester, reply, size=len(body))
 
 
 def _answered(runtime: Runtime, message: dict[str, Any]) -> None:

@@ -89,7 +89,9 @@ class RelayTransport:
             session.ended()
 
     def _out(self, frame: dict[str, Any]) -> None:
-        self.runtime.bridge.publish(self._to_relay, {"type": FRAME_OUT, "connection": self._connection, **frame})
+        payload = frame.get("text") or frame.get("bytes") or ""
+        message = {"type": FRAME_OUT, "connection": self._connection, **frame}
+        self.runtime.bridge.publish(self._to_relay, message, size=len(payload))
 
 
 def listen(runtime: Runtime) -> None:
@@ -149,7 +151,14 @@ async def relay_frames(
                 )
                 socket.close(CloseCode.TOO_BIG)
                 return
-            bridge.publish(to_owner, {"type": FRAME_IN, "connection": connection, **payload})
+            if bridge.overloaded:
+                # The layer does not keep up: rather than hold this client's
+                # frames without bound, close; the client reconnects.
+                logger.warning("closing a relayed WebSocket of session %s: the channel layer is behind", sid)
+                socket.close(CloseCode.TRY_AGAIN_LATER)
+                return
+            size = len(text) if text is not None else len(payload["bytes"])
+            bridge.publish(to_owner, {"type": FRAME_IN, "connection": connection, **payload}, size=size)
     except TimeoutError:
         return
     finally:
