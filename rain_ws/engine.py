@@ -183,7 +183,9 @@ class EngineSession:
         self.only_namespace = namespace
         self.runtime = runtime
         self.settings: RainSettings = get_settings()
-        self.sid = new_sid(runtime.bridge.process_id)
+        # Only a long-polling session is found by its sid again (by its later
+        # requests, on any process): a WebSocket's needs no owner nor signature.
+        self.sid = new_sid(runtime.bridge.process_id) if transport.name == "polling" else secrets.token_urlsafe(15)
         self.state = _OPENING
         self.sockets: dict[str, Socket] = {}
         self.identity = ConnectionSession(scope, runtime.sessions)
