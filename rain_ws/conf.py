@@ -52,6 +52,9 @@ class RainSettings:
     MAX_AUTH_BYTES: int = 16 * 1024
     DRAIN_BATCH: int = 100
     DRAIN_INTERVAL: float = 1.0
+    RECOVERY_WINDOW: float = 0.0
+    RECOVERY_MAX_EVENTS: int = 1000
+    RECOVERY_MAX_BYTES: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,8 @@ _INTEGERS = (
     ("MAX_QUEUED_BYTES", 1024, 2**40),
     ("MAX_AUTH_BYTES", 0, SERVER_MAX_MESSAGE),
     ("DRAIN_BATCH", 1, 10**9),
+    ("RECOVERY_MAX_EVENTS", 1, 10**6),
+    ("RECOVERY_MAX_BYTES", 1024, 2**40),
 )
 
 NOT_A_DICT = "rain_ws.E001"
@@ -92,6 +97,12 @@ def _check_value(name: str, value: Any) -> tuple[Any, SettingsProblem | None]:
     def invalid(message: str, hint: str | None = None) -> tuple[Any, SettingsProblem]:
         return None, SettingsProblem(INVALID_VALUE, message, hint)
 
+    if name == "RECOVERY_WINDOW":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
+            return invalid(
+                f"RAIN_WS['RECOVERY_WINDOW'] must be a number of seconds from 0 (no recovery) to 86400, got {value!r}."
+            )
+        return float(value), None
     if name in _SECONDS:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             return invalid(f"RAIN_WS[{name!r}] must be a positive number of seconds, got {value!r}.")

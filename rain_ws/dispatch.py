@@ -4,7 +4,9 @@ Running a socket's code: its CONNECT, then its events, one at a time.
 Each socket has a queue of events and a task that works through it, made
 only while there is work, so a slow listener holds up its own socket and
 nothing else. The CONNECT comes first: the session is bound, ``authorize``
-runs, the CONNECT is answered, then the channel's handlers run. Each event
+runs, the socket is recovered when its client asks and it can be, the
+CONNECT is answered (followed by what a recovered client missed), then the
+channel's handlers run. Each event
 then runs its listener, between the session's load and save on
 ``use_session`` channels, and is acked with the listener's result or error.
 """
@@ -22,6 +24,7 @@ from django.conf import settings
 from . import protocol
 from .aio import run_sync
 from .exceptions import ConnectRefused, RainError
+from .replay import BUFFERS, TEXT
 from .sessions import SESSION_EXPIRED, SESSION_UNAVAILABLE, SessionExpired, SessionUnavailable, bind_session
 from .socket import Ack, Socket, SocketState
 
@@ -130,11 +133,20 @@ async def _connect(socket: Socket) -> bool:
     except ConnectRefused as refused:
         connection.refuse(socket, refused.code, refused.message)
         return False
+    recovered = await connection.restore(socket)
     if not connection.accept(socket):
+        socket.close("refused")
         return False
     socket.state = _CONNECTED
     socket._stats.sockets += 1
-    await socket._room_index.add_socket(socket)
+    if recovered:
+        # What the client missed, before anything else is sent to it.
+        socket.recovered = True
+        for entry in socket._log.entries:  # type: ignore[union-attr]
+            socket._stats.events_out += 1
+            connection.send_frames(entry[TEXT], entry[BUFFERS])
+    else:
+        await socket._room_index.add_socket(socket)
     await connection.flushed()
     for handler in channel.handlers:
         try:

@@ -27,6 +27,7 @@ from . import protocol
 from .conf import RainSettings, get_settings
 from .dispatch import PAUSE_AT, QueueFull, drained, receive_event, start_socket
 from .metrics import metrics
+from .recovery import FINAL_REASONS
 from .refusals import refusals
 from .registry import registry
 from .runtime import Runtime
@@ -151,6 +152,7 @@ class EngineSession:
         "_binary_since_ping",
         "_buffered",
         "_buffers",
+        "_log_marks",
         "_pending_binary",
         "_ping_marks",
         "_probe_at",
@@ -204,6 +206,9 @@ class EngineSession:
         self.sent = 0
         self.confirmed = 0
         self._ping_marks: list[int] = []  # rarely more than one: a list is smaller than a deque
+        # With recovery on, for each ping not yet answered, the replay-log
+        # entries made before it: its pong confirms the client read them.
+        self._log_marks: list[int] | None = None if runtime.replay is None else []
         self._probe_at = self.settings.MAX_UNREAD_BYTES // 2
         # A binary packet whose attachments are still arriving.
         self._pending_binary: protocol.Packet | None = None
@@ -271,11 +276,11 @@ class EngineSession:
             metrics.connections -= 1
             metrics.transports[self.transport.name] -= 1
         self.state = _CLOSED
-        self.identity.close(self)
         sockets = list(self.sockets.values())
         self.sockets.clear()
         for socket in sockets:
-            socket.close(self.close_reason)
+            self._close_socket(socket, self.close_reason)
+        self.identity.close(self)
 
     def upgrade(self, transport: Transport, unsent: list[str | bytes]) -> None:
         """
@@ -385,6 +390,12 @@ class EngineSession:
             raise CloseConnection(CloseCode.PROTOCOL_ERROR, "pong without a ping")
         self.pongs += 1
         self.confirmed = self._ping_marks.pop(0)
+        if self._log_marks is not None:
+            seq = self._log_marks.pop(0)
+            for socket in self.sockets.values():
+                log = socket._log
+                if log is not None and log.entries:
+                    log.confirm(seq)
 
     def _on_attachment(self, data: bytes) -> None:
         packet = self._pending_binary
@@ -505,6 +516,8 @@ class EngineSession:
         """Send a ping; return its number."""
         self.pings += 1
         self._ping_marks.append(self.sent)
+        if self._log_marks is not None:
+            self._log_marks.append(self.runtime.replay.seq)  # type: ignore[union-attr]
         if self.state is _OPEN:
             self.transport.send_text(protocol.EIO_PING)
         return self.pings
@@ -521,11 +534,22 @@ class EngineSession:
 
     # -- namespaces, for sockets --------------------------------------------
 
+    async def restore(self, socket: Socket) -> bool:
+        """
+        Recover the socket its CONNECT's ``pid`` names (with its id, rooms
+        and missed events), when the channel keeps replay logs; True if it was.
+        """
+        recovery = self.runtime.recovery
+        if recovery is None or socket._log is None:
+            return False
+        return await recovery.restore(socket, self.identity.key_hash)
+
     def accept(self, socket: Socket) -> bool:
         """Answer a socket's CONNECT; False if it went away meanwhile."""
         if self.sockets.get(socket.channel) is not socket or self.state is not _OPEN:
             return False
-        self.send_packet(protocol.CONNECT, socket.channel, {"sid": socket.id})
+        reply = {"sid": socket.id} if socket._pid is None else {"sid": socket.id, "pid": socket._pid}
+        self.send_packet(protocol.CONNECT, socket.channel, reply)
         return True
 
     def flushed(self) -> Awaitable[None]:
@@ -557,6 +581,13 @@ class EngineSession:
     def drop_socket(self, socket: Socket, reason: str) -> None:
         """Forget a socket and close it with ``reason``."""
         self._forget(socket)
+        self._close_socket(socket, reason)
+
+    def _close_socket(self, socket: Socket, reason: str) -> None:
+        """Close a socket; one that is recoverable and did not go for good leaves a stand-in."""
+        recovery = self.runtime.recovery
+        if recovery is not None and socket._pid is not None and socket.connected and reason not in FINAL_REASONS:
+            recovery.detach(socket, self.identity.key_hash)
         socket.close(reason)
 
     def _forget(self, socket: Socket) -> bool:

@@ -65,6 +65,7 @@ class Handler:
     use_session: bool = False
     require_session: bool | None = None
     login_required: bool = False
+    recover: bool = True
 
     @property
     def name(self) -> str:
@@ -101,6 +102,11 @@ class Channel:
         """Refuse a CONNECT from an anonymous user."""
         return any(handler.login_required for handler in self.handlers)
 
+    @property
+    def recover(self) -> bool:
+        """Keep what is sent to its sockets for recovery (with ``RECOVERY_WINDOW`` set)."""
+        return all(handler.recover for handler in self.handlers)
+
 
 def channel(
     name: str,
@@ -108,6 +114,7 @@ def channel(
     use_session: bool | None = None,
     require_session: bool | None = None,
     login_required: bool | None = None,
+    recover: bool | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """
     Declare the decorated function as a handler for channel ``name``.
@@ -120,7 +127,7 @@ def channel(
         @rain_ws.channel("/status", require_session=False)
         async def status(socket): ...
 
-    The session options default to the module's attributes of the same name.
+    The options default to the module's attributes of the same name.
     """
     if not isinstance(name, str):
         raise TypeError(f"rain_ws.channel() takes the channel name, got {name!r}")
@@ -130,6 +137,7 @@ def channel(
             ("use_session", use_session),
             ("require_session", require_session),
             ("login_required", login_required),
+            ("recover", recover),
         )
         if value is not None
     }
@@ -393,7 +401,7 @@ def _handlers(module: ModuleType, report: Report) -> list[tuple[str, Handler]]:
             )
             return []
     module_options: dict[str, bool] = {}
-    for option in ("use_session", "require_session", "login_required"):
+    for option in ("use_session", "require_session", "login_required", "recover"):
         if hasattr(module, option):
             value = getattr(module, option)
             if not isinstance(value, bool):

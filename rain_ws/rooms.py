@@ -19,7 +19,8 @@ from typing import Any, Protocol
 
 from . import protocol
 from .exceptions import RainError
-from .layer import DONE, LayerBridge, group_name, is_socket_id, new_socket_id
+from .layer import DONE, LayerBridge, group_name, is_socket_id, new_socket_id, process_of
+from .replay import Entry, Replay
 
 __all__ = ["MAX_ROOM_LENGTH", "Member", "Rooms", "check_room", "check_target"]
 
@@ -39,7 +40,7 @@ class Member(Protocol):
     channel: str
     rooms: frozenset[str]
 
-    def send_frames(self, text: str, buffers: list[bytes]) -> None: ...
+    def send_frames(self, text: str, buffers: list[bytes], entry: Entry | None = None) -> None: ...
 
 
 def check_target(room: Any) -> str:
@@ -79,11 +80,21 @@ def room_group(channel: str, room: str) -> str:
     return group_name("r", channel, room)
 
 
+def moved_socket_group(socket_id: str) -> str:
+    """
+    The group of a socket that a recovery moved from the process its id
+    names to another one: emits to its id reach it there through this group.
+    """
+    return group_name("s", socket_id)
+
+
 class Rooms:
     """The sockets of one server process (one event loop), by channel, room and id."""
 
-    def __init__(self, bridge: LayerBridge) -> None:
+    def __init__(self, bridge: LayerBridge, replay: Replay | None = None) -> None:
         self.bridge = bridge
+        #: With ``RECOVERY_WINDOW`` set: offsets and replay-log entries.
+        self.replay = replay
         self.sockets: dict[str, dict[str, Member]] = {}
         self.rooms: dict[str, dict[str, set[Member]]] = {}
         bridge.on(FRAMES, self._on_frames)
@@ -97,16 +108,42 @@ class Rooms:
     def add_socket(self, socket: Member) -> Awaitable[None]:
         """Count a connected socket in; await the result to know other processes reach it."""
         self.sockets.setdefault(socket.channel, {})[socket.id] = socket
-        return self.bridge.join(channel_group(socket.channel))
+        joined = self.bridge.join(channel_group(socket.channel))
+        if self._moved_here(socket):
+            return _Both(joined, self.bridge.join(moved_socket_group(socket.id)))
+        return joined
 
     def remove_socket(self, socket: Member) -> None:
         """Forget a socket that is gone, with every room it was in."""
         for room in list(socket.rooms):
             self.leave(socket, room)
         local = self.sockets.get(socket.channel)
-        if local is not None and local.pop(socket.id, None) is not None and not local:
+        if local is None or local.get(socket.id) is not socket:
+            return
+        del local[socket.id]
+        if self._moved_here(socket):
+            self.bridge.leave(moved_socket_group(socket.id))
+        if not local:
             del self.sockets[socket.channel]
             self.bridge.leave(channel_group(socket.channel))
+
+    def replace(self, old: Member, new: Member) -> None:
+        """
+        Put ``new`` where ``old`` is, with its id and rooms (a socket that
+        went away and the one recovering it), without leaving any group.
+        """
+        new.id = old.id
+        new.rooms = old.rooms
+        old.rooms = frozenset()
+        self.sockets[old.channel][old.id] = new
+        rooms = self.rooms.get(old.channel, {})
+        for room in new.rooms:
+            members = rooms[room]
+            members.discard(old)
+            members.add(new)
+
+    def _moved_here(self, socket: Member) -> bool:
+        return self.replay is not None and process_of(socket.id) != self.bridge.process_id
 
     def join(self, socket: Member, room: str) -> Awaitable[None]:
         """
@@ -161,20 +198,33 @@ class Rooms:
         future done once the layer has taken it (or failed to), for callers
         whose event loop may end right after (a management command).
         """
-        text, buffers = protocol.encode_packet(protocol.EVENT, channel, [event, *args])
+        replay = self.replay
+        entry: Entry | None = None
+        if replay is not None and replay.covers(channel):
+            entry = replay.encode(channel, [event, *args])
+            _, offset, text, buffers, _ = entry
+        else:
+            offset = None
+            text, buffers = protocol.encode_packet(protocol.EVENT, channel, [event, *args])
         rooms = list(rooms)
-        self.deliver(channel, text, buffers, rooms, exclude)
+        self.deliver(channel, text, buffers, rooms, exclude, entry)
         if not self.bridge.enabled:
             return None
         if rooms:
-            # A socket id reaches only the process holding that socket, a
-            # room only its group.
-            groups = list(
-                dict.fromkeys(
-                    self.bridge.for_socket(room) if is_socket_id(room) else room_group(channel, room)
-                    for room in rooms
-                )
-            )
+            # A socket id reaches only the process holding that socket (and,
+            # when a recovery moved it, its own group), a room only its group.
+            targets: list[str] = []
+            local = self.sockets.get(channel, {})
+            for room in rooms:
+                if not is_socket_id(room):
+                    targets.append(room_group(channel, room))
+                elif room not in local:
+                    targets.append(self.bridge.for_socket(room))
+                    if replay is not None:
+                        targets.append(moved_socket_group(room))
+            groups = list(dict.fromkeys(targets))
+            if not groups:
+                return None
         else:
             groups = [channel_group(channel)]
         message = {
@@ -184,16 +234,24 @@ class Rooms:
             "exclude": exclude,
             "text": text,
             "buffers": buffers,
+            "offset": offset,
         }
         return self.bridge.publish(groups, message, track, len(text) + sum(map(len, buffers)))
 
     def deliver(
-        self, channel: str, text: str, buffers: list[bytes], rooms: list[str], exclude: str | None
+        self,
+        channel: str,
+        text: str,
+        buffers: list[bytes],
+        rooms: list[str],
+        exclude: str | None,
+        entry: Entry | None = None,
     ) -> None:
         """
         Send encoded frames to this process's sockets of ``channel`` (or of
-        ``rooms``: room names and socket ids). One receiver that fails (it
-        went away meanwhile) never stops the others from getting it.
+        ``rooms``: room names and socket ids), and log ``entry`` for those
+        that keep a replay log. One receiver that fails (it went away
+        meanwhile) never stops the others from getting it.
         """
         local = self.sockets.get(channel)
         if not local:
@@ -213,11 +271,28 @@ class Rooms:
         for socket in targets:
             if socket.id != exclude:
                 try:
-                    socket.send_frames(text, buffers)
+                    socket.send_frames(text, buffers, entry)
                 except Exception as error:
                     logger.warning("%r: broadcast not sent: %s", socket, error)
 
     def _on_frames(self, message: dict[str, Any]) -> None:
-        self.deliver(
-            message["channel"], message["text"], list(message["buffers"]), message["rooms"], message["exclude"]
-        )
+        text, buffers = message["text"], list(message["buffers"])
+        offset = message.get("offset")
+        entry = None
+        if offset is not None and self.replay is not None:
+            entry = self.replay.entry(offset, text, buffers)
+        self.deliver(message["channel"], text, buffers, message["rooms"], message["exclude"], entry)
+
+
+class _Both:
+    """Awaiting it awaits two awaitables, in turn."""
+
+    __slots__ = ("first", "second")
+
+    def __init__(self, first: Awaitable[None], second: Awaitable[None]) -> None:
+        self.first = first
+        self.second = second
+
+    def __await__(self) -> Any:
+        yield from self.first.__await__()
+        yield from self.second.__await__()

@@ -3,8 +3,8 @@ The runtime of a server process, and the way in from code outside a socket.
 
 A :class:`Runtime` holds what one event loop shares between its
 connections: the channel-layer bridge, the rooms, the index of sessions for
-logout, the connection tracker (cap and idle reaper) and the heartbeat. It
-is made on first use in each event loop. :func:`broadcast`,
+logout, the connection tracker (cap and idle reaper), the heartbeat, and the
+recovery of sockets. It is made on first use in each event loop. :func:`broadcast`,
 :func:`abroadcast` and :func:`end_session_everywhere` reach it from views,
 signal receivers, management commands and threads.
 """
@@ -21,6 +21,8 @@ from .drain import Drainer
 from .heartbeat import Heartbeat
 from .idle import ConnectionTracker
 from .layer import LayerBridge
+from .recovery import Recovery
+from .replay import Replay
 from .rooms import Rooms, check_target
 from .sessions import SessionIndex, session_hash
 
@@ -34,7 +36,15 @@ class Runtime:
         self.loop = asyncio.get_running_loop()
         self.settings = settings
         self.bridge = LayerBridge(self.loop)
-        self.rooms = Rooms(self.bridge)
+        #: Offsets and replay logs, and the recovery of sockets, with
+        #: ``RECOVERY_WINDOW`` set; None without.
+        self.replay: Replay | None = None
+        self.recovery: Recovery | None = None
+        if settings.RECOVERY_WINDOW:
+            self.replay = Replay(self.bridge.process_id, settings.RECOVERY_MAX_EVENTS, settings.RECOVERY_MAX_BYTES)
+        self.rooms = Rooms(self.bridge, self.replay)
+        if settings.RECOVERY_WINDOW:
+            self.recovery = Recovery(self.rooms, settings.RECOVERY_WINDOW)
         self.sessions = SessionIndex(self.bridge)
         self.tracker = ConnectionTracker(settings)
         self.heartbeat = Heartbeat(settings.PING_INTERVAL, settings.PING_TIMEOUT, settings.CONNECT_TIMEOUT)

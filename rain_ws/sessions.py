@@ -167,6 +167,11 @@ class ConnectionSession:
         self._hash: str | None = None
         self._ended = False
 
+    @property
+    def key_hash(self) -> str | None:
+        """A digest of the live session's key, once a CONNECT read it; None without one."""
+        return self._hash
+
     def _cookie_key(self) -> str | None:
         """The session key of the handshake's cookie (none once that session ended)."""
         if self._ended:

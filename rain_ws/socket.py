@@ -30,6 +30,7 @@ from .conf import RainSettings
 from .exceptions import AckTimeout, SocketDisconnected
 from .layer import DONE
 from .metrics import metrics
+from .replay import BUFFERS, TEXT, Entry
 from .rooms import Rooms, check_room, check_target
 from .sessions import ConnectionSession, SocketSession
 
@@ -65,6 +66,8 @@ class Connection(Protocol):
     def send_packet(self, type: int, namespace: str, data: Any = None, id: int | None = None) -> None: ...
 
     def send_frames(self, text: str, buffers: list[bytes]) -> None: ...
+
+    def restore(self, socket: Socket) -> Awaitable[bool]: ...
 
     def accept(self, socket: Socket) -> bool: ...
 
@@ -153,6 +156,10 @@ class Socket:
     the session's user as of the CONNECT (anonymous without one), and
     ``session`` the session's data: as of the CONNECT, or, on channels with
     ``use_session``, reloaded before each event and saved after it.
+
+    ``recovered`` is True when the socket is one that went away and came
+    back within ``RECOVERY_WINDOW``: it has its old id and rooms, its client
+    got the events it missed, and ``handle`` runs again for it.
     """
 
     # Slots: a server holds many sockets, most of them idle.
@@ -165,8 +172,10 @@ class Socket:
         "_disconnect_listeners",
         "_drained",
         "_listeners",
+        "_log",
         "_loop",
         "_next_ack",
+        "_pid",
         "_queue",
         "_queued_bytes",
         "_room_index",
@@ -175,6 +184,7 @@ class Socket:
         "auth",
         "channel",
         "id",
+        "recovered",
         "rooms",
         "scope",
         "session",
@@ -190,6 +200,7 @@ class Socket:
         self.user: Any = None
         self.session = SocketSession({}, "the socket is not connected yet")
         self.state = _CONNECTING
+        self.recovered = False
         #: The rooms of this channel the socket is in (replaced, not changed
         #: in place, when it joins or leaves: most sockets join none).
         self.rooms: frozenset[str] = frozenset()
@@ -210,6 +221,11 @@ class Socket:
         self._acks: dict[int, asyncio.Future[list[Any]]] = {}
         self._next_ack = 0
         self._stats = metrics.channel(channel.name)
+        # With RECOVERY_WINDOW set: what the client may not have read yet
+        # (rain_ws.replay), and the private id it recovers the socket with.
+        replay = rooms.replay
+        self._log = replay.new_log() if replay is not None and replay.covers(channel.name) else None
+        self._pid: str | None = None
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} on {self.channel}>"
@@ -270,8 +286,13 @@ class Socket:
 
     def _emit(self, event: str, args: tuple[Any, ...]) -> Awaitable[None]:
         if self.state is _CONNECTED:
-            self._stats.events_out += 1
-            self._connection.send_packet(protocol.EVENT, self.channel, [event, *args])
+            log = self._log
+            if log is None:
+                self._stats.events_out += 1
+                self._connection.send_packet(protocol.EVENT, self.channel, [event, *args])
+            else:
+                entry = log.replay.encode(self.channel, [event, *args])
+                self.send_frames(entry[TEXT], entry[BUFFERS], entry)
         return DONE
 
     def call(self, event: str, *args: Any, timeout: float = 60.0) -> Coroutine[Any, Any, Any]:
@@ -360,8 +381,15 @@ class Socket:
 
     # -- driven by the connection and the rooms -------------------------
 
-    def send_frames(self, text: str, buffers: list[bytes]) -> None:
-        """Send an already encoded event (a broadcast, encoded once for all)."""
+    def send_frames(self, text: str, buffers: list[bytes], entry: Entry | None = None) -> None:
+        """
+        Send an already encoded event (a broadcast, encoded once for all);
+        ``entry`` is its replay-log entry, when it has one.
+        """
+        if entry is not None and self._log is not None:
+            # Logged while the socket is still being recovered, too: it is
+            # sent with what it missed, once its CONNECT is answered.
+            self._log.add(entry)
         if self.state is _CONNECTED:
             self._stats.events_out += 1
             self._connection.send_frames(text, buffers)
@@ -390,7 +418,9 @@ class Socket:
         self.state = _GONE
         if was_connected:
             self._stats.sockets -= 1
-            self._room_index.remove_socket(self)
+        # Also when it was not connected yet: a socket being recovered is in
+        # its rooms before its CONNECT is answered.
+        self._room_index.remove_socket(self)
         if self._queue is not None:
             self._queue.clear()
             self._queued_bytes = 0

@@ -119,7 +119,7 @@ class Member:
     received: list[str] = field(default_factory=list)
     broken: bool = False
 
-    def send_frames(self, text: str, buffers: list[bytes]) -> None:
+    def send_frames(self, text: str, buffers: list[bytes], entry: object = None) -> None:
         if self.broken:
             raise RuntimeError("the connection is closing")
         self.received.append(text)
