@@ -503,9 +503,13 @@
 
   class Socket {
     constructor(connection, nsp) {
-      Object.assign(this, { nsp, id: undefined, connected: false, active: false });
+      Object.assign(this, { nsp, id: undefined, connected: false, active: false, recovered: false });
       // active: whether it wants to be connected; false after a disconnect by
       // either side or a final refusal, until the next connect() or emit.
+      // With connection state recovery on the server, _pid is the private id
+      // of its CONNECT reply and _offset the last event's offset: a reconnect
+      // sends both back, to get the same socket and what it missed.
+      this._pid = this._offset = undefined;
       this._connection = connection;
       this._connecting = false;
       this._handlers = new Map();
@@ -565,6 +569,7 @@
       clearTimeout(this._retryTimer);
       if ((wasConnected || this._connecting) && connection.opened) connection.send(encode(DISCONNECT, this.nsp));
       this.active = this.connected = this._connecting = false;
+      this._pid = this._offset = undefined; // the server forgets a socket its client disconnected
       this._drop(failure("disconnected before sending", "disconnected"));
       this._failAcks("io client disconnect");
       if (wasConnected) this._fire("disconnect", ["io client disconnect"]);
@@ -617,12 +622,16 @@
     sendConnect() {
       if (this._connecting || this.connected) return;
       this._connecting = true;
-      this._connection.send(encode(CONNECT, this.nsp));
+      const resume = this._pid === undefined ? undefined : { pid: this._pid, offset: this._offset };
+      this._connection.send(encode(CONNECT, this.nsp, resume));
     }
 
     onPacket({ type, id, data }) {
       if (type === CONNECT && this.active && !this.connected) {
-        Object.assign(this, { connected: true, id: data.sid, _connecting: false, _attempts: 0 });
+        const pid = typeof data.pid === "string" ? data.pid : undefined;
+        this.recovered = pid !== undefined && pid === this._pid;
+        if (!this.recovered) this._offset = undefined; // a new socket: offsets start over
+        Object.assign(this, { connected: true, id: data.sid, _pid: pid, _connecting: false, _attempts: 0 });
         for (const item of this._buffer.splice(0)) {
           try { this._connection.send(item.frames); } catch (error) {
             log(`${this.nsp}: an emit was dropped: ${error.message}`);
@@ -643,6 +652,10 @@
       } else if (type === EVENT || type === BINARY_EVENT) {
         const [event, ...args] = data;
         let acked = false;
+        // With a pid, an event without an ack id ends with its offset: kept, not given to listeners.
+        if (this._pid !== undefined && id === undefined && typeof args[args.length - 1] === "string") {
+          this._offset = args.pop();
+        }
         if (id !== undefined) {
           args.push((...ackArgs) => {
             if (!acked && this.connected) this._connection.send(encode(ACK, this.nsp, ackArgs, id));
@@ -650,7 +663,10 @@
           });
         }
         this._fire(event, args);
-        if (event === "session_expired") serverEndedSession(this);
+        if (event === "session_expired") {
+          this._pid = this._offset = undefined; // the server keeps no socket of an ended session
+          serverEndedSession(this);
+        }
       } else if (type === ACK || type === BINARY_ACK) {
         this._acks.get(id)?.(data);
       } else if (type === CONNECT_ERROR) {
