@@ -20,6 +20,10 @@ event it got (:mod:`rain_ws.replay`) in its next CONNECT:
   (sent between the join and the hand-over) carry the same offset and are
   sent once. The holder is found where emits to the socket's id go: the
   process its id names, or, once a recovery moved it, the socket's group.
+  A socket leaves the process its id names only when that process hands it
+  over, so that process answers at once for one of its sockets it neither
+  holds nor handed over: it is gone (a client back after the window does
+  not wait ``HOLDER_WAIT`` for an answer that cannot come).
 
 A recovery needs the same Django session as the socket had. It fails, and
 the client gets a fresh socket, when the window is over, the session
@@ -61,6 +65,11 @@ RECOVER_ANSWER = "rain_ws.recover.answer"
 #: Longest ``pid`` a client may send: ours are 25 characters, ".", and 22.
 MAX_PID_LENGTH = 64
 
+#: Most ids of its own sockets a process remembers handing over to another
+#: process. Past it, it forgets them all and asks the layer for every
+#: socket of its own it does not hold, as it must for other processes' ones.
+MAX_HANDED = 100_000
+
 
 class Detached:
     """A socket that went away, kept in its rooms for ``RECOVERY_WINDOW``: it logs what it misses."""
@@ -94,6 +103,13 @@ class Recovery:
         self.replay = rooms.replay
         self.window = window
         self._answers: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # A socket starts in the process its id names, and leaves it only
+        # when that process hands it over: ids of this process's sockets
+        # handed over (and not back), so that a socket of this process that
+        # is not here and was never handed over is known to be nowhere,
+        # without waiting HOLDER_WAIT for an answer that cannot come.
+        self._handed: set[str] = set()
+        self._handed_known = True
         self.bridge.on(RECOVER, self._on_request)
         self.bridge.on(RECOVER_ANSWER, self._on_answer)
 
@@ -140,9 +156,18 @@ class Recovery:
             return "the pid is not one of ours"
         if socket_id in self.rooms.sockets.get(socket.channel, ()):
             return self._take_here(socket, pid, offset, key_hash)
-        if not self.bridge.enabled:
-            return f"no socket of that pid here: over RECOVERY_WINDOW ({self.window:g} s) or unknown"
+        if not self.bridge.enabled or not self._maybe_elsewhere(socket_id):
+            return self._nowhere()
         return await self._take_from(socket_id, socket, pid, offset, key_hash)
+
+    def _maybe_elsewhere(self, socket_id: str) -> bool:
+        """Whether another process may hold a socket that is not in this one."""
+        if process_of(socket_id) != self.bridge.process_id:
+            return True
+        return not self._handed_known or socket_id in self._handed
+
+    def _nowhere(self) -> str:
+        return f"no socket of that pid here: over RECOVERY_WINDOW ({self.window:g} s) or unknown"
 
     def _find(self, channel: str, pid: str, key_hash: str | None) -> Detached | str:
         """
@@ -154,7 +179,7 @@ class Recovery:
         found = self.rooms.sockets.get(channel, {}).get(socket_id)  # type: ignore[arg-type]
         own_pid = getattr(found, "_pid", None)
         if own_pid is None or not secrets.compare_digest(own_pid, pid):
-            return f"no socket of that pid here: over RECOVERY_WINDOW ({self.window:g} s) or unknown"
+            return self._nowhere()
         if isinstance(found, Detached):
             if found.key_hash != key_hash:
                 return "it belonged to another Django session"
@@ -224,6 +249,8 @@ class Recovery:
             if entry[OFFSET] not in handed:
                 log.add(entry)
         socket._log = log
+        # Back in the process its id names: no longer elsewhere.
+        self._handed.discard(socket_id)
         return None
 
     async def _ask(self, groups: list[str], message: dict[str, Any]) -> dict[str, Any]:
@@ -246,9 +273,16 @@ class Recovery:
     # -- the holder's side ---------------------------------------------------
 
     def _on_request(self, message: dict[str, Any]) -> None:
-        if _socket_id(message["pid"]) not in self.rooms.sockets.get(message["channel"], ()):
+        socket_id = _socket_id(message["pid"])
+        if socket_id is None:
+            return
+        if socket_id in self.rooms.sockets.get(message["channel"], ()):
+            answer = self._answer(message)
+        elif self._maybe_elsewhere(socket_id):
             return  # not here: the process that holds it answers
-        answer = self._answer(message)
+        else:
+            # One of this process's sockets, never handed over: it is gone.
+            answer = {"refused": self._nowhere()}
         answer.update(type=RECOVER_ANSWER, request=message["request"])
         self.bridge.publish([process_group(message["reply"])], answer)
 
@@ -262,7 +296,16 @@ class Recovery:
         self._discard(stand_in)
         if not log.resume(message["offset"]):
             return {"refused": _hole(log, message["offset"])}
+        self._handed_over(stand_in.id)
         return {"events": [(entry[OFFSET], entry[TEXT], entry[BUFFERS]) for entry in log.entries]}
+
+    def _handed_over(self, socket_id: str) -> None:
+        if process_of(socket_id) != self.bridge.process_id or not self._handed_known:
+            return
+        self._handed.add(socket_id)
+        if len(self._handed) > MAX_HANDED:
+            self._handed.clear()
+            self._handed_known = False
 
     def _on_answer(self, message: dict[str, Any]) -> None:
         answer = self._answers.get(message["request"])
