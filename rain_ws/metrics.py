@@ -53,6 +53,8 @@ class Metrics:
         self.refused = 0
         self.slow_closed = 0
         self.flood_closed = 0
+        self.recovered = 0
+        self.not_recovered = 0
         self.channels: dict[str, ChannelStats] = {}
 
     def channel(self, name: str) -> ChannelStats:
@@ -89,6 +91,14 @@ def _families(idle_connections: int) -> Iterator[Any]:
         "rain_ws_flood_closed",
         "Connections closed for sending faster than their listeners (MAX_QUEUED_EVENTS, MAX_QUEUED_BYTES).",
         value=metrics.flood_closed,
+    )
+    yield CounterMetricFamily(
+        "rain_ws_recovered", "Sockets recovered by their client within RECOVERY_WINDOW.", value=metrics.recovered
+    )
+    yield CounterMetricFamily(
+        "rain_ws_not_recovered",
+        "Clients that asked to recover a socket and got a fresh one (the log says why).",
+        value=metrics.not_recovered,
     )
     sockets = GaugeMetricFamily("rain_ws_sockets", "Connected sockets per channel.", labels=["channel"])
     events_in = CounterMetricFamily("rain_ws_events_in", "Events received per channel.", labels=["channel"])

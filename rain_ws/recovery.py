@@ -40,6 +40,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from .layer import is_socket_id, process_group, process_of
+from .metrics import metrics
 from .replay import BUFFERS, OFFSET, TEXT, ReplayLog, valid_offset
 from .rooms import Rooms, moved_socket_group
 
@@ -142,7 +143,9 @@ class Recovery:
             reason = await self._restore(socket, pid, offset, key_hash)
             if reason is None:
                 socket._pid = pid
+                metrics.recovered += 1
                 return True
+            metrics.not_recovered += 1
             logger.info("%r: not recovered, a fresh socket instead: %s", socket, reason)
         socket._pid = f"{socket.id}.{secrets.token_urlsafe(16)}"
         return False
@@ -228,6 +231,11 @@ class Recovery:
         joined = [rooms.add_socket(socket)] + [rooms.join(socket, room) for room in claim["rooms"]]
         for join in joined:
             await join
+        if rooms.sockets.get(socket.channel, {}).get(socket_id) is not socket:
+            # Its connection closed meanwhile: leave the socket where it is,
+            # for the client's next try.
+            rooms.remove_socket(socket)
+            return "the connection closed during the recovery"
         taken = await self._ask(
             [process_group(claim["holder"])],
             {"step": "take", "pid": pid, "channel": socket.channel, "session": key_hash, "offset": offset},

@@ -133,18 +133,21 @@ class ReplayLog:
         False when the log cannot tell: the offset is not one it holds or
         dropped last, or events were dropped and the client claims none.
         """
-        if offset == self.trimmed:
-            return True
-        if offset is None:
-            return False
-        entries = self.entries
-        for index, entry in enumerate(entries):
-            if entry[OFFSET] == offset:
-                for dropped in entries[: index + 1]:
-                    self.size -= dropped[SIZE]
-                self._drop(index + 1)
-                return True
-        return False
+        if offset != self.trimmed:
+            if offset is None:
+                return False
+            entries = self.entries
+            for index, entry in enumerate(entries):
+                if entry[OFFSET] == offset:
+                    break
+            else:
+                return False
+            for dropped in entries[: index + 1]:
+                self.size -= dropped[SIZE]
+            self._drop(index + 1)
+        # What it dropped over the bounds, the client had.
+        self.overflowed = False
+        return True
 
     def _drop(self, count: int) -> None:
         self.trimmed = self.entries[count - 1][OFFSET]

@@ -24,6 +24,7 @@ import pytest
 
 from tests.support.node import requires_node, run_node
 from tests.support.redis import RedisServer, run_redis
+from tests.support.scrape import _get as fetch_metrics
 from tests.support.servers import ROOT, Server, run_server
 
 pytestmark = requires_node
@@ -206,7 +207,9 @@ def test_past_the_window_a_fresh_socket(short_window: list[Server], redis: Redis
 
 
 def test_logout_while_gone_a_fresh_socket(daphnes: list[Server], redis: RedisServer) -> None:
+    before = fetch_metrics(daphnes[1])
     output = run("logout", daphnes, redis, "b")
+    after = fetch_metrics(daphnes[1])
     first, second = steps(output, "back")
     # With the same session, it is recovered...
     assert_recovered(first)
@@ -215,6 +218,9 @@ def test_logout_while_gone_a_fresh_socket(daphnes: list[Server], redis: RedisSer
     assert_fresh(second)
     assert received(step(output, "events")["events"]) == [("whispered", "end", "pA")]
     assert NOT_RECOVERED + "it belonged to another Django session" in wait_for_log(daphnes[1], NOT_RECOVERED)
+    # The process both reconnects reached counted one of each.
+    assert after.value("rain_ws_recovered_total") - before.value("rain_ws_recovered_total") == 1
+    assert after.value("rain_ws_not_recovered_total") - before.value("rain_ws_not_recovered_total") == 1
 
 
 @pytest.mark.parametrize(
