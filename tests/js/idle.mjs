@@ -3,7 +3,7 @@
 // after 0.5 s, checked every 0.2 s). Prints what it observed, one JSON object
 // per line ({"step": ..., ...}), for tests/test_idle.py to assert on.
 //
-// Usage: node idle.mjs reaped <server url, e.g. http://127.0.0.1:8000>
+// Usage: node idle.mjs <reaped|recovered> <server url, e.g. http://127.0.0.1:8000>
 //
 // Every wait has a deadline: a scenario that stalls prints an "error" step and
 // exits 1 rather than hanging.
@@ -12,6 +12,7 @@ import { io } from "socket.io-client";
 
 const WAIT_MS = 5000;
 const ECHO = "/echo/2.0/echo";
+const ROOM = "/rooms/1.0/room";
 // Reconnection stays on, with short delays: a client that the server left
 // free to reconnect would be back within the scenario's observation window.
 const OPTIONS = {
@@ -111,6 +112,57 @@ const scenarios = {
     });
     active.disconnect();
   },
+};
+
+// With RECOVERY_WINDOW on (tests/project/settings_idle_recovery.py): three
+// sockets in a room are reaped; one comes back and says two things to the
+// room; another, reconnected by socket.connect() as an application would,
+// gets its socket back with both, once each.
+scenarios.recovered = async () => {
+  const sockets = [0, 1, 2].map(() => io(baseUrl + ROOM, OPTIONS));
+  const [reader, speaker] = sockets;
+  const heard = [];
+  reader.on("said", (text) => heard.push(text));
+  const reasons = sockets.map(() => []);
+  sockets.forEach((socket, index) => socket.on("disconnect", (reason) => reasons[index].push(reason)));
+  const joined = sockets.map((socket) =>
+    within(
+      new Promise((resolve) => socket.once("connect", () => socket.emit("join", "r", (...reply) => resolve(reply)))),
+      "a join",
+    ),
+  );
+  await Promise.all(joined);
+  const firstId = reader.id;
+  await within(
+    new Promise((resolve) => {
+      const check = setInterval(() => {
+        if (reasons.every((seen) => seen.length > 0)) {
+          clearInterval(check);
+          resolve();
+        }
+      }, 20);
+    }),
+    "the reaper",
+  );
+  report("reaped", { reasons, connected: sockets.map((socket) => socket.connected) });
+
+  speaker.connect();
+  await within(new Promise((resolve) => speaker.once("connect", resolve)), "the speaker's reconnect");
+  for (const text of ["m1", "m2"]) {
+    await within(new Promise((resolve) => speaker.emit("say", "r", text, resolve)), "a say");
+  }
+  reader.connect();
+  await within(new Promise((resolve) => reader.once("connect", resolve)), "the reader's reconnect");
+  const rooms = await within(new Promise((resolve) => reader.emit("rooms", (...reply) => resolve(reply))), "rooms");
+  await sleep(300);
+  report("back", {
+    recovered: reader.recovered,
+    speaker_recovered: speaker.recovered,
+    same_id: reader.id === firstId,
+    rooms,
+    heard,
+  });
+  sockets.forEach((socket) => socket.disconnect());
 };
 
 const run = scenarios[scenario];
