@@ -121,6 +121,13 @@ class SocketTestClient:
         self._next_ack = 0
         self.sid: str | None = None
         self.disconnected = False
+        #: With ``RECOVERY_WINDOW`` on: the socket's private id and the offset
+        #: of the last event received (taken off the event's arguments, as
+        #: the official client and rain.js do), sent back by :meth:`reconnect`;
+        #: and whether the last CONNECT recovered the socket.
+        self.pid: str | None = None
+        self.offset: str | None = None
+        self.recovered = False
 
     async def __aenter__(self) -> SocketTestClient:
         await self.connect()
@@ -149,13 +156,23 @@ class SocketTestClient:
         when the server answers with CONNECT_ERROR.
         """
         self.disconnected = False
-        await self._send(protocol.CONNECT, self._auth)
+        auth = self._auth
+        if self.pid is not None:
+            auth = {**(auth or {}), "pid": self.pid}
+            if self.offset is not None:
+                auth["offset"] = self.offset
+        await self._send(protocol.CONNECT, auth)
         while True:
             packet = await self._next_packet()
             if packet.namespace != self.channel:
                 continue
             if packet.type == protocol.CONNECT:
                 self.sid = packet.data["sid"]
+                pid = packet.data.get("pid")
+                self.recovered = pid is not None and pid == self.pid
+                if not self.recovered:
+                    self.offset = None
+                self.pid = pid
                 return
             if packet.type == protocol.CONNECT_ERROR:
                 self.disconnected = True
@@ -198,6 +215,7 @@ class SocketTestClient:
 
     async def disconnect(self) -> None:
         """Leave the channel (a Socket.IO DISCONNECT), keeping the connection."""
+        self.pid = self.offset = None  # the server forgets a socket its client left
         await self._send(protocol.DISCONNECT)
 
     async def close(self) -> None:
@@ -231,7 +249,10 @@ class SocketTestClient:
         if packet.namespace != self.channel:
             return
         if packet.type == protocol.EVENT:
-            self._events.append((packet.data[0], packet.data[1:]))
+            args = packet.data[1:]
+            if self.pid is not None and packet.id is None and args and isinstance(args[-1], str):
+                self.offset = args.pop()
+            self._events.append((packet.data[0], args))
         elif packet.type == protocol.ACK:
             self._acks[packet.id] = packet.data  # type: ignore[index]
         elif packet.type == protocol.DISCONNECT:

@@ -195,3 +195,39 @@ async def test_closing_while_a_listener_runs_cancels_it_and_runs_disconnect_list
         await asyncio.sleep(0.02)
     assert (client.sid, "sleep cancelled") in happened
     assert (client.sid, "disconnect: transport close") in happened
+
+
+@pytest.fixture
+def recovery_on():
+    """RECOVERY_WINDOW on, in a runtime of its own."""
+    from django.test import override_settings
+
+    from rain_ws import runtime
+
+    with override_settings(RAIN_WS={"RECOVERY_WINDOW": 30, "REQUIRE_SESSION": False}):
+        runtime.reset()
+        yield
+    runtime.reset()
+
+
+async def test_with_recovery_events_lose_their_offset_and_a_new_connection_recovers_the_socket(recovery_on):
+    room = "/rooms/1.0/room"
+    async with SocketTestClient(room) as listener, SocketTestClient(room) as speaker:
+        assert listener.pid is not None and listener.pid.startswith(listener.sid + ".")
+        assert await listener.call("join", "r") == [None, ["r"]]
+        assert await speaker.call("say", "r", "before") == [None, True]
+        # The listener sees what was emitted; the offset is kept aside.
+        assert await listener.receive("said") == ["before", speaker.sid]
+        first = listener.offset
+        assert isinstance(first, str)
+        # A second connection with the socket's pid and offset takes it over
+        # (the first one has not gone away: it is told its socket left).
+        async with SocketTestClient(room, auth={"pid": listener.pid, "offset": first}) as back:
+            assert back.sid == listener.sid
+            assert back.pid == listener.pid
+            assert await back.call("rooms") == [None, ["r"]]
+            assert await speaker.call("say", "r", "after") == [None, True]
+            assert await back.receive("said") == ["after", speaker.sid]
+            assert back.offset not in (None, first)
+        with pytest.raises(ConnectionError):
+            await listener.receive("said")
