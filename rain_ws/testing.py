@@ -128,6 +128,10 @@ class SocketTestClient:
         self.pid: str | None = None
         self.offset: str | None = None
         self.recovered = False
+        if auth is not None and "pid" in auth:
+            # A recovery on a new connection: auth={"pid": ..., "offset": ...}.
+            self._auth = {key: value for key, value in auth.items() if key not in ("pid", "offset")}
+            self.pid, self.offset = auth["pid"], auth.get("offset")
 
     async def __aenter__(self) -> SocketTestClient:
         await self.connect()

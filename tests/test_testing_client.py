@@ -223,6 +223,7 @@ async def test_with_recovery_events_lose_their_offset_and_a_new_connection_recov
         # A second connection with the socket's pid and offset takes it over
         # (the first one has not gone away: it is told its socket left).
         async with SocketTestClient(room, auth={"pid": listener.pid, "offset": first}) as back:
+            assert back.recovered
             assert back.sid == listener.sid
             assert back.pid == listener.pid
             assert await back.call("rooms") == [None, ["r"]]
