@@ -186,8 +186,8 @@ eagerly (*eager*: `rain_ws.dispatch.EAGER_START = True`, Python 3.12 and later:
 `asyncio.Task(..., eager_start=True)`, whose first step runs inside
 `receive_event`, so that an `echo` is acked as its frame is read, without its
 task being scheduled). From `.venv/bin/python bench/eager.py` (see
-README.md), with {" and ".join(f"{count:,}" for count in counts)} connections
-emitting at once: one event in flight per connection. Every configuration's
+README.md), with {spoken(counts)} connections emitting at once: one
+event in flight per connection. Every configuration's
 server was up for the whole run; each run gave each configuration in turn a
 fresh load generator for each number of connections, the order rotated from
 run to run. *loadgen µs/ack* is the load generator's own CPU per ack. *Other
@@ -199,6 +199,12 @@ work. The load average is the 1-minute one at each run's start.
 
 {notes}
 """
+
+
+def spoken(counts: list[int]) -> str:
+    """1, 5 and 50."""
+    words = [f"{count:,}" for count in counts]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def result_key(connections: int, configuration: str) -> str:
