@@ -7,7 +7,7 @@ connections emit with an ack in a loop; 1.5 s warm-up, 5 s window), with 1, 5
 and 50 connections (``--connections``), against
 ``bench/servers/rain_eager_asgi.py`` run by each interpreter given with
 ``--python``: on Python 3.11 once (its workers are always scheduled), on 3.12
-and later twice, with ``rain_ws.dispatch.EAGER_START`` off and on. Every
+and later twice, scheduled and eager (see ``bench/servers/rain_eager_asgi.py``). Every
 configuration's server starts at once and stays up; each run gives every
 configuration in turn a fresh load generator, for each number of
 connections, in an order rotated from run to run, so that a change in the
@@ -182,7 +182,7 @@ def section(
 Server CPU per ack of rain_ws on uvicorn (the echo scenario of `bench/run.py`)
 on each interpreter, with each socket's worker task scheduled on the event
 loop (*scheduled*: rain_ws's default, and all Python 3.11 can do) and started
-eagerly (*eager*: `rain_ws.dispatch.EAGER_START = True`, Python 3.12 and later:
+eagerly (*eager*: `bench/servers/rain_eager_asgi.py`, Python 3.12 and later:
 `asyncio.Task(..., eager_start=True)`, whose first step runs inside
 `receive_event`, so that an `echo` is acked as its frame is read, without its
 task being scheduled). From `.venv/bin/python bench/eager.py` (see

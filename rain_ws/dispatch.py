@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections import deque
 from time import perf_counter
 from typing import Any
@@ -50,31 +49,13 @@ class QueueFull(Exception):
     """A socket's queue of unhandled events is over its bound."""
 
 
-#: Start a socket's worker eagerly (Python 3.12 and later; off by default):
-#: its first step runs inside :func:`receive_event` (or :func:`start_socket`),
-#: and an event whose listener needs no wait is answered there, without the
-#: task ever being scheduled on the event loop. That takes rain_ws's own work
-#: per event down by about a microsecond, but each ack then leaves as its
-#: frame is read rather than after the loop's turn. On uvicorn, with clients
-#: that emit again on each ack, the server's CPU per ack was the same within
-#: the noise with 1 and 5 such clients, and 1.2 to 1.3 times as much with 50
-#: (the clients', too: bench/RESULTS.md, "Python 3.12+ and eager tasks"), so
-#: it stays off. When on, first steps get :data:`TURN` seconds between two
-#: turns of the loop; past that, workers are scheduled until the loop has
-#: turned, so that a burst read from one client queues and is paced (see
-#: :data:`PAUSE_AT`) as it is without eager starts, rather than being run
-#: frame by frame in its reader. It does nothing on Python 3.11. A loop with
-#: a task factory of its own (``loop.set_task_factory``) keeps it, eager
-#: (``asyncio.eager_task_factory``) or not; that one's first steps are not
-#: bounded by TURN.
-EAGER_START = False
-
-
 class _Starting:
     """
     ``socket._worker`` while a worker's first step runs inside its creation,
-    before the task can be stored: events that arrive meanwhile are queued
-    for it, not given a second worker, and the socket counts as busy.
+    before the task can be stored: with an eager task factory on the loop
+    (``asyncio.eager_task_factory``, Python 3.12 and later) ``create_task``
+    runs the coroutine up to its first wait. Events that arrive meanwhile are
+    queued for it, not given a second worker, and the socket counts as busy.
     ``Socket.close()`` during that step comes from the worker itself, which
     it does not cancel (as it does not cancel a running worker from within).
     """
@@ -87,51 +68,16 @@ class _Starting:
 
 _STARTING: Any = _Starting()
 
-# The time eager first steps may still take on _inline_loop. Once spent,
-# workers are scheduled until _renew_inline, called soon by the loop (after
-# the step that spent it), gives another TURN: one callback per TURN of
-# first steps, not one per event or per turn of the loop.
-_inline_loop: asyncio.AbstractEventLoop | None = None
-_inline_left = 0.0
-_renewing: asyncio.AbstractEventLoop | None = None
 
-
-def _renew_inline(loop: asyncio.AbstractEventLoop) -> None:
-    global _inline_loop, _inline_left, _renewing
-    _inline_loop, _inline_left, _renewing = loop, TURN, None
-
-
-if sys.version_info >= (3, 12):
-
-    def _start(socket: Socket, connecting: bool) -> None:
-        """Start the socket's worker; keep it in ``socket._worker`` while it has work left."""
-        global _inline_left, _renewing
-        loop = asyncio.get_running_loop()
-        socket._worker = _STARTING
-        if EAGER_START and loop.get_task_factory() is None:
-            if _inline_loop is loop and _inline_left > 0:
-                started = perf_counter()
-                task = asyncio.Task(_work(socket, connecting), loop=loop, eager_start=True)
-                _inline_left -= perf_counter() - started
-            else:
-                if _renewing is not loop:
-                    _renewing = loop
-                    loop.call_soon(_renew_inline, loop)
-                task = loop.create_task(_work(socket, connecting))
-        else:
-            # A task factory may start it eagerly too (asyncio.eager_task_factory).
-            task = loop.create_task(_work(socket, connecting))
-        if socket._worker is _STARTING:
-            # A worker that ended in its first step is not kept (its finally
-            # saw the stand-in, not itself): the next event starts another.
-            # Closed in that step, the socket already has no worker.
-            socket._worker = None if task.done() else task
-
-else:
-
-    def _start(socket: Socket, connecting: bool) -> None:
-        """Start the socket's worker and keep it in ``socket._worker``."""
-        socket._worker = asyncio.get_running_loop().create_task(_work(socket, connecting))
+def _start(socket: Socket, connecting: bool) -> None:
+    """Start the socket's worker; keep it in ``socket._worker`` while it has work left."""
+    socket._worker = _STARTING
+    task = asyncio.get_running_loop().create_task(_work(socket, connecting))
+    if socket._worker is _STARTING:
+        # A worker that ended in its first step (started eagerly) is not kept:
+        # its finally saw the placeholder, not itself, and the socket's next
+        # event must start another. Closed in that step, the socket has none.
+        socket._worker = None if task.done() else task
 
 
 def start_socket(socket: Socket) -> None:

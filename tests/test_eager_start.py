@@ -1,12 +1,12 @@
 """
-Eager starts of socket workers (``rain_ws.dispatch.EAGER_START``, off by
-default; Python 3.12 and later): a worker's first step runs inside
-``receive_event`` (or ``start_socket``), and one that ends there must not
-stay recorded as the socket's worker, or the socket's later events would
-wait for it for good. Events stay in order whether a worker ends in its
-first step or waits, with eager starts on, off, or made by an eager task
-factory on the loop; a burst from one client is still paced. On Python 3.11
-every worker is scheduled.
+Socket workers under an eager task factory on the loop
+(``asyncio.eager_task_factory``, Python 3.12 and later), which a project may
+set: a worker's first step then runs inside ``receive_event`` (or
+``start_socket``), and one that ends there must not stay recorded as the
+socket's worker, or the socket's later events would wait for it for good.
+Events stay in order whether a worker ends in its first step or waits.
+rain_ws itself schedules its workers (eager starts cost more than they
+saved: bench/RESULTS.md, "Python 3.12+ and eager tasks").
 """
 
 from __future__ import annotations
@@ -83,23 +83,9 @@ async def one_at_a_time_then_back_to_back(first_steps: list[bool]) -> None:
     assert len(first_steps) >= 60, first_steps
 
 
-async def test_by_default_workers_are_scheduled_and_events_answered_in_order(first_steps: list[bool]) -> None:
-    assert dispatch.EAGER_START is False
+async def test_workers_are_scheduled_and_events_answered_in_order(first_steps: list[bool]) -> None:
     await one_at_a_time_then_back_to_back(first_steps)
     assert not any(first_steps), first_steps
-
-
-async def test_eager_start_runs_first_steps_inline_from_python_3_12_only(
-    first_steps: list[bool], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(dispatch, "EAGER_START", True)
-    await one_at_a_time_then_back_to_back(first_steps)
-    if EAGER:
-        # Most run inline; a worker is scheduled when the inline time is
-        # spent, until the loop has turned (the first on a new loop, too).
-        assert sum(first_steps) >= len(first_steps) // 2, first_steps
-    else:
-        assert not any(first_steps), first_steps
 
 
 @needs_eager
@@ -116,10 +102,17 @@ async def test_with_an_eager_task_factory_on_the_loop_events_are_still_answered_
 
 
 @needs_eager
-async def test_a_listener_that_disconnects_its_socket_in_its_first_step(
-    first_steps: list[bool], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(dispatch, "EAGER_START", True)
+async def test_a_listener_that_disconnects_its_socket_in_its_first_step(first_steps: list[bool]) -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined]
+    try:
+        await disconnect_in_first_step()
+    finally:
+        loop.set_task_factory(None)
+    assert any(first_steps[2:]), first_steps
+
+
+async def disconnect_in_first_step() -> None:
     async with SocketTestClient(ECHO) as client:
         for _ in range(3):
             assert await asyncio.wait_for(client.call("echo", 1), 5) == [None, [1]]
@@ -131,35 +124,3 @@ async def test_a_listener_that_disconnects_its_socket_in_its_first_step(
         assert happened == [(client.sid, "disconnect: server namespace disconnect")]
         await client.reconnect()
         assert await asyncio.wait_for(client.call("echo", 2), 5) == [None, [2]]
-    assert any(first_steps[2:]), first_steps
-
-
-BURST = 10_000
-#: Room for the whole burst in A's queue: the in-process transport reads it at once.
-ROOMY = {"REQUIRE_SESSION": False, "MAX_QUEUED_EVENTS": 2 * BURST, "MAX_QUEUED_BYTES": 1 << 26}
-
-
-@needs_eager
-async def test_with_eager_start_a_burst_does_not_run_in_one_go_ahead_of_another_client(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """
-    A's burst reaches its reader at once, then B's event: B is answered
-    while A's burst is being worked through, not after all of it (which is
-    what first steps run one after another in A's reader would do).
-    """
-    from django.test import override_settings
-
-    monkeypatch.setattr(dispatch, "EAGER_START", True)
-    with override_settings(RAIN_WS=ROOMY):
-        async with SocketTestClient(ECHO) as a, SocketTestClient(ECHO) as b:
-            assert await a.receive("hello") and await b.receive("hello")
-            assert await a.call("echo", 0) == [None, [0]] and await b.call("echo", 0) == [None, [0]]
-            await send_calls(a, [("echo", number) for number in range(BURST)])
-            await b._send(protocol.EVENT, ["echo", "b"], 7)
-            assert await asyncio.wait_for(acks(b, 1), 10) == [(7, [None, ["b"]])]
-            before_b = a._communicator.output_queue.qsize()
-            answered = await asyncio.wait_for(acks(a, BURST), 30)
-    print(f"\nA's acks sent before B's: {before_b:,} of {BURST:,}")
-    assert [number for number, _ in answered] == list(range(100, 100 + BURST))
-    assert before_b < BURST // 2, f"{before_b} of A's {BURST} acks went out before B's one"
