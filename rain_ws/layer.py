@@ -203,7 +203,9 @@ class LayerBridge:
             self.groups.add(group)
             if self.layer is None:
                 return DONE
-            self._joining[group] = self.loop.create_task(self._add(group))
+            joining = self.loop.create_task(self._add(group))
+            if not joining.done():  # an eager task factory may have finished it
+                self._joining[group] = joining
         pending = self._joining.get(group)
         return DONE if pending is None else _Bounded(pending, LAYER_WAIT)
 
@@ -217,7 +219,7 @@ class LayerBridge:
             if self._retrying is None:
                 self._retrying = self.loop.create_task(self._retry_joins())
         finally:
-            del self._joining[group]
+            self._joining.pop(group, None)
 
     async def _retry_joins(self) -> None:
         delay = 0.5
@@ -282,7 +284,9 @@ class LayerBridge:
         outgoing.append((groups, message, done, size))
         self._outgoing_bytes += size
         if self._sender is None:
-            self._sender = self.loop.create_task(self._send_outgoing())
+            sender = self.loop.create_task(self._send_outgoing())
+            if not sender.done():  # an eager task factory may have finished it
+                self._sender = sender
         return done
 
     @property
