@@ -30,6 +30,7 @@ Usage, from the repository root::
     .venv/bin/python bench/run.py            # full run; writes bench/RESULTS.md
     .venv/bin/python bench/run.py --quick    # smoke run: every scenario, tiny, unpinned
     .venv/bin/python bench/run.py --scenarios polling   # only the long-polling section of bench/RESULTS.md
+    .venv/bin/python bench/run.py --scenarios recovery  # bench/recovery.py: its section of bench/RESULTS.md
 
 Linux only (``/proc``, ``taskset``). See bench/README.md for the method.
 """
@@ -279,6 +280,9 @@ SCENARIOS = [
     Scenario("polling", POLLING_SERVERS, _polling_loads),
 ]
 SCENARIO_NAMES = [scenario.name for scenario in SCENARIOS]
+#: Scenarios with a script of their own, run only when ``--scenarios`` names
+#: them; each prints its tables and writes its own section of RESULTS.md.
+SEPARATE_SCENARIOS = {"recovery": "recovery.py"}
 SCENARIOS_BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 
 
@@ -1120,7 +1124,9 @@ def main() -> int:
         "--servers", default=",".join(LABELS), help="comma-separated subset of: " + ", ".join(LABELS)
     )
     parser.add_argument(
-        "--scenarios", default=",".join(SCENARIO_NAMES), help="comma-separated subset of: " + ", ".join(SCENARIO_NAMES)
+        "--scenarios",
+        default=",".join(SCENARIO_NAMES),
+        help="comma-separated subset of: " + ", ".join(SCENARIO_NAMES) + "; recovery (bench/recovery.py) when named",
     )
     parser.add_argument("--runs", type=int, default=3, help="runs of connect and echo")
     parser.add_argument("--connections", type=int, default=50, help="echo: connections")
@@ -1135,10 +1141,14 @@ def main() -> int:
 
     wanted = [key.strip() for key in args.servers.split(",") if key.strip()]
     chosen = [name.strip() for name in args.scenarios.split(",") if name.strip()]
+    separate = [name for name in chosen if name in SEPARATE_SCENARIOS]
+    chosen = [name for name in chosen if name not in SEPARATE_SCENARIOS]
     for kind, names, known in (("server", wanted, LABELS), ("scenario", chosen, SCENARIO_NAMES)):
         unknown = [name for name in names if name not in known]
         if unknown:
             parser.error(f"unknown {kind}(s): {', '.join(unknown)}")
+    if separate and not chosen:
+        return run_separate(separate, args.quick)
     if args.quick:
         args.connections, args.warmup, args.duration, args.runs = 2, 0.2, 1.0, 1
         args.polling_connections, args.polling_duration = 2, QUICK_POLLING_WINDOW
@@ -1235,7 +1245,18 @@ def main() -> int:
             f"{TABLES['polling'][0]} section alone, `--scenarios polling` with every server), all successful",
             file=sys.stderr,
         )
+    if separate:
+        failed = run_separate(separate, args.quick) != 0 or failed
     return 1 if failed else 0
+
+
+def run_separate(names: list[str], quick: bool) -> int:
+    """Run the scenarios that have a script of their own (each bounds its own run); 1 if any failed."""
+    failed = 0
+    for name in names:
+        command = [sys.executable, str(BENCH / SEPARATE_SCENARIOS[name]), *(["--quick"] if quick else [])]
+        failed |= subprocess.run(command, cwd=ROOT).returncode != 0
+    return int(failed)
 
 
 if __name__ == "__main__":

@@ -101,3 +101,33 @@ def test_quick_fanout_across_processes_benchmark():
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith("| rain_ws, 2 processes, ")]
     assert len(rows) == 2, done.stdout
+
+
+def test_quick_recovery_benchmark():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--scenarios", "recovery", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    off, on = "recovery off (RECOVERY_WINDOW 0)", "recovery on (120 s)"
+    cpu = all_rows(done.stdout, (off, on))["Recovery: CPU per event"]
+    rows = {row["server"]: row for row in cpu if "offsets" in row}
+    # Events carry an offset with recovery on, and only then.
+    assert rows[on]["offsets"] == "yes" and rows[off]["offsets"] == "no", done.stdout
+    assert all(number(row["reflect: CPU µs/event"]) > 0 for row in rows.values()), done.stdout
+    memory = [line for line in done.stdout.splitlines() if line.startswith("| 50 | 50 |")]
+    assert len(memory) == 1, done.stdout
+    cells = [cell.strip() for cell in memory[0].strip("|").split("|")]
+    # Every sampled stand-in was recovered with the 50 events sent while it was gone.
+    assert cells[-2:] == ["2 / 2", "50"], memory[0]
+    if shutil.which("redis-server") is not None and (ROOT / "tests" / "js" / "node_modules").is_dir():
+        drained = "drained, recovery on"
+        found = all_rows(done.stdout, (drained, "stopped (SIGTERM), recovery on"))["Recovery: drain against a stop"]
+        for row in found:
+            assert number(row["clients"]) == 40 and number(row["all reconnected s"]) > 0, done.stdout
+        row = next(row for row in found if row["case"] == drained)
+        # The recovered clients missed nothing.
+        assert number(row["missed by recovered"]) == 0, done.stdout
