@@ -175,7 +175,7 @@ async def _connect(socket: Socket) -> bool:
         socket.recovered = True
         for entry in socket._log.entries:  # type: ignore[union-attr]
             socket._stats.events_out += 1
-            connection.send_frames(entry[TEXT], entry[BUFFERS])
+            connection.send_frames(entry[TEXT], list(entry[BUFFERS]))
     else:
         await socket._room_index.add_socket(socket)
     await connection.flushed()

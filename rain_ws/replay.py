@@ -25,6 +25,7 @@ referenced from a thousand logs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from . import protocol
@@ -34,8 +35,10 @@ __all__ = ["SEQ", "OFFSET", "TEXT", "BUFFERS", "Entry", "Replay", "ReplayLog"]
 
 #: An event as sent: (sequence number in this process, offset, text frame,
 #: binary frames, size in bytes). The sequence number orders it against
-#: pings; the offset names it to clients and to other processes.
-Entry = tuple[int, str, str, list[bytes], int]
+#: pings; the offset names it to clients and to other processes. Made of
+#: immutable values only, so that the garbage collector stops tracking it:
+#: logs of many sockets hold many entries.
+Entry = tuple[int, str, str, tuple[bytes, ...], int]
 SEQ, OFFSET, TEXT, BUFFERS, SIZE = range(5)
 
 #: Longest offset a client may send back: ours are 8 hex digits, ".", and a
@@ -68,18 +71,18 @@ class Replay:
         self.seq += 1
         offset = f"{self.process_id}.{self.seq:x}"
         text, buffers = protocol.encode_packet(protocol.EVENT, channel, [*data, offset])
-        return (self.seq, offset, text, buffers, _size(text, buffers))
+        return (self.seq, offset, text, tuple(buffers), _size(text, buffers))
 
-    def entry(self, offset: str, text: str, buffers: list[bytes]) -> Entry:
+    def entry(self, offset: str, text: str, buffers: Sequence[bytes]) -> Entry:
         """An entry for an event encoded elsewhere (another process, or a log handed over)."""
         self.seq += 1
-        return (self.seq, offset, text, buffers, _size(text, buffers))
+        return (self.seq, offset, text, tuple(buffers), _size(text, buffers))
 
     def new_log(self) -> ReplayLog:
         return ReplayLog(self)
 
 
-def _size(text: str, buffers: list[bytes]) -> int:
+def _size(text: str, buffers: Sequence[bytes]) -> int:
     size = len(text)  # characters: close enough to bytes for a bound
     for buffer in buffers:
         size += len(buffer)

@@ -202,7 +202,8 @@ class Rooms:
         entry: Entry | None = None
         if replay is not None and replay.covers(channel):
             entry = replay.encode(channel, [event, *args])
-            _, offset, text, buffers, _ = entry
+            _, offset, text, frames, _ = entry
+            buffers = list(frames)
         else:
             offset = None
             text, buffers = protocol.encode_packet(protocol.EVENT, channel, [event, *args])

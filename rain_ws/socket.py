@@ -292,7 +292,7 @@ class Socket:
                 self._connection.send_packet(protocol.EVENT, self.channel, [event, *args])
             else:
                 entry = log.replay.encode(self.channel, [event, *args])
-                self.send_frames(entry[TEXT], entry[BUFFERS], entry)
+                self.send_frames(entry[TEXT], list(entry[BUFFERS]), entry)
         return DONE
 
     def call(self, event: str, *args: Any, timeout: float = 60.0) -> Coroutine[Any, Any, Any]:
