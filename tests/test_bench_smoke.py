@@ -131,3 +131,35 @@ def test_quick_recovery_benchmark():
         row = next(row for row in found if row["case"] == drained)
         # The recovered clients missed nothing.
         assert number(row["missed by recovered"]) == 0, done.stdout
+
+
+def test_quick_cluster_and_room_benchmarks():
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cluster.py"), "--quick", "--deployments", "rain_ws,node"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    label = "rain_ws on uvicorn, RedisPubSubChannelLayer"
+    found = all_rows(done.stdout, (label,))
+    held = next(rows[0] for rows in found.values() if "connections opened" in rows[0])
+    # 300 connections on two processes, all still open and pinged after the rounds.
+    assert number(held["connections opened"]) == 300 and number(held["lost"]) == 0, done.stdout
+    assert number(held["open after the rounds"]) == 300 and number(held["pinged after the rounds"]) == 300, done.stdout
+    timed = [rows[0] for rows in found.values() if "members" in rows[0]]
+    # The broadcast reached all 300 members, the room its 50.
+    assert sorted(number(row["members"]) for row in timed) == [50, 300], done.stdout
+    assert all(number(row["max ms"]) > 0 for row in timed), done.stdout
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "room.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    row = tables(done.stdout)["Fan-out to a room of 200"]
+    assert number(row["rounds"]) == 3 and number(row["p50 ms"]) > 0, done.stdout

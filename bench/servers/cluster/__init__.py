@@ -1,0 +1,1 @@
+"""The component of bench/cluster.py: rooms and broadcasts to a whole channel."""
