@@ -787,12 +787,13 @@ process and redis-server share one core (`taskset -c 1`), the load
 generators the other: the processes' work is serial here, so a broadcast's
 time is close to the CPU time all of them spend on it, and other work on
 that core stretches it (the load averages count this benchmark's own
-processes too: thirteen while a deployment holds its connections). The sender, on the first
-process, emits once per round; a member's time is from just before that emit
-to the kernel's receive stamp of its `news`. *Server CPU per emit* is the CPU
-time of all the deployment's server processes from the emit to the last
-member's receipt, so it includes what they spent meanwhile on heartbeats and
-(rain_ws) garbage collection; per delivery, divided by the members. *Net of
+processes too: thirteen while a deployment holds its connections). The
+sender, on the first process, emits once per round; a member's time is from
+just before that emit to the kernel's receive stamp of its `news`. *Server
+CPU per emit* is the CPU time of all the deployment's server processes from
+the emit to the last member's receipt, so it includes what they spent
+meanwhile on heartbeats and (rain_ws) garbage collection; per delivery,
+divided by the members. *Net of
 the idle rate* takes away the processes' CPU rate measured over
 {args.idle_window:g} s with only the heartbeat running (the *heartbeat CPU*
 column): an estimate only, off by much when a full garbage collection falls
@@ -936,7 +937,7 @@ def main() -> int:
     node_version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     facts = {
         "run on": started_at,
-        "machine": f"{run.machine()['CPU']}, {len(os.sched_getaffinity(0))} cores, {run.machine()['memory']}",
+        "machine": f"{run.machine()['CPU']}, {os.cpu_count()} cores, {run.machine()['memory']}",
         "load average (1/5/15 min)": f"{load_at_start} at the start, "
         + "; ".join(f"{LABELS[key]}: {result.get('load_at_start')} before opening, {result.get('load_at_end')} at the end"
                     for key, result in phases.items()),

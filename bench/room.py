@@ -265,7 +265,7 @@ def main() -> int:
     node_version = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     facts = {
         "run on": started_at,
-        "machine": f"{run.machine()['CPU']}, {len(os.sched_getaffinity(0))} cores, load average at start {load_at_start}",
+        "machine": f"{run.machine()['CPU']}, {os.cpu_count()} cores, load average at start {load_at_start}",
         "rain_ws source": f"git {run.source_revision()}",
         "pinning": f"both servers `{' '.join(server_prefix)}`, load generator `{' '.join(loadgen_prefix)}`"
         if server_prefix
