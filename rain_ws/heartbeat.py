@@ -11,6 +11,14 @@ no timer and no task per connection. The queues hold connections weakly, so
 a connection that goes away is freed at once and skipped when its entry
 comes due.
 
+A queue keeps its deadlines, weak references and numbers in parallel deques
+rather than as one tuple per entry: a tuple holding a weak reference is
+tracked by the garbage collector, and one made at every ping and kept for an
+interval survives into the oldest generation, whose growth is what triggers
+full collections. A process holding many connections then pays a full
+collection (a pause in proportion to everything it holds) every few
+intervals; floats and ints in a deque add nothing for the collector to track.
+
 A heartbeat made with a ``clock`` of its own runs no task: whoever made it
 calls :meth:`Heartbeat.tick` (the unit tests, with a clock they move).
 """
@@ -43,6 +51,37 @@ class Beating(Protocol):
 Ref = weakref.ReferenceType
 
 
+class Deadlines:
+    """Deadlines in the order they come due, each for a connection (held weakly) and a number."""
+
+    __slots__ = ("_at", "_numbers", "_refs")
+
+    def __init__(self) -> None:
+        self._at: deque[float] = deque()
+        self._refs: deque[Ref[Beating]] = deque()
+        self._numbers: deque[int] = deque()
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def push(self, deadline: float, ref: Ref[Beating], number: int = 0) -> None:
+        self._at.append(deadline)
+        self._refs.append(ref)
+        self._numbers.append(number)
+
+    def next_at(self) -> float | None:
+        """When the earliest deadline comes due (None: there is none)."""
+        return self._at[0] if self._at else None
+
+    def due(self, now: float) -> bool:
+        return bool(self._at) and self._at[0] <= now
+
+    def pop(self) -> tuple[Ref[Beating], int]:
+        """Take the earliest entry: its connection's reference and its number."""
+        self._at.popleft()
+        return self._refs.popleft(), self._numbers.popleft()
+
+
 class Heartbeat:
     def __init__(
         self, interval: float, timeout: float, connect_timeout: float, clock: Callable[[], float] | None = None
@@ -53,11 +92,11 @@ class Heartbeat:
         self._manual = clock is not None
         self._loop = asyncio.get_running_loop()
         self._clock = clock or self._loop.time
-        # (deadline, connection) and (deadline, connection, ping number), in
-        # deadline order.
-        self._pings: deque[tuple[float, Ref[Beating]]] = deque()
-        self._pongs: deque[tuple[float, Ref[Beating], int]] = deque()
-        self._connects: deque[tuple[float, Ref[Beating]]] = deque()
+        # When to ping; when a pong is due, with the ping's number; when a
+        # namespace must be connected.
+        self._pings = Deadlines()
+        self._pongs = Deadlines()
+        self._connects = Deadlines()
         self._task: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
         self._sleeping_until = float("inf")
@@ -66,10 +105,10 @@ class Heartbeat:
         """Start the heartbeat and the CONNECT deadline of a new connection."""
         now = self._clock()
         ref = weakref.ref(connection)
-        self._pings.append((now + self.interval, ref))
+        self._pings.push(now + self.interval, ref)
         connection.empty_since = now
         connection.awaiting_connect = True
-        self._connects.append((now + self.connect_timeout, ref))
+        self._connects.push(now + self.connect_timeout, ref)
         self._due_by(now + min(self.interval, self.connect_timeout))
 
     def expect_connect(self, connection: Beating) -> None:
@@ -85,7 +124,7 @@ class Heartbeat:
             return
         connection.awaiting_connect = True
         deadline = now + self.connect_timeout
-        self._connects.append((deadline, weakref.ref(connection)))
+        self._connects.push(deadline, weakref.ref(connection))
         self._due_by(deadline)
 
     def _due_by(self, deadline: float) -> None:
@@ -124,32 +163,32 @@ class Heartbeat:
         self._due_connects(now)
         self._due_pongs(now)
         self._due_pings(now)
-        heads = [queue[0][0] for queue in (self._pings, self._pongs, self._connects) if queue]
+        heads = [at for at in (queue.next_at() for queue in (self._pings, self._pongs, self._connects)) if at is not None]
         return min(heads) if heads else None
 
     def _due_pings(self, now: float) -> None:
         pings, pongs = self._pings, self._pongs
-        while pings and pings[0][0] <= now:
-            _, ref = pings.popleft()
+        while pings.due(now):
+            ref, _ = pings.pop()
             connection = ref()
             if connection is None or connection.closed:
                 continue
             number = connection.heartbeat_ping()
-            pongs.append((now + self.timeout, ref, number))
-            pings.append((now + self.interval, ref))
+            pongs.push(now + self.timeout, ref, number)
+            pings.push(now + self.interval, ref)
 
     def _due_pongs(self, now: float) -> None:
         pongs = self._pongs
-        while pongs and pongs[0][0] <= now:
-            _, ref, number = pongs.popleft()
+        while pongs.due(now):
+            ref, number = pongs.pop()
             connection = ref()
             if connection is not None and not connection.closed and connection.pongs < number:
                 connection.expire("ping timeout")
 
     def _due_connects(self, now: float) -> None:
         connects = self._connects
-        while connects and connects[0][0] <= now:
-            _, ref = connects.popleft()
+        while connects.due(now):
+            ref, _ = connects.pop()
             connection = ref()
             if connection is None:
                 continue
@@ -161,7 +200,7 @@ class Heartbeat:
                 # It left its last namespace after this entry was made: its
                 # own deadline is later (and, among entries made since, out
                 # of order by less than CONNECT_TIMEOUT).
-                connects.append((deadline, ref))
+                connects.push(deadline, ref)
                 continue
             connection.awaiting_connect = False
             connection.expire("no namespace connected in time")

@@ -137,3 +137,28 @@ async def test_connections_that_went_away_are_not_kept_alive():
     del gone
     gc.collect()
     assert ref() is None
+
+
+async def test_pings_leave_no_object_for_the_garbage_collector_to_track():
+    # Deadlines that live an interval would survive into the oldest
+    # generation and trigger full collections, whose pause grows with every
+    # connection the process holds.
+    clock = Clock()
+    heartbeat = Heartbeat(interval=25, timeout=20, connect_timeout=45, clock=clock)
+    connections = [Connection() for _ in range(1000)]
+    for connection in connections:
+        heartbeat.add(connection)
+    clock.now += 25
+    heartbeat.tick()
+    gc.collect()
+    gc.freeze()  # what exists now is out of the count: only what the pings make is in it
+    try:
+        for _ in range(3):
+            clock.now += 25
+            heartbeat.tick()
+        gc.collect()
+        made = len(gc.get_objects())
+    finally:
+        gc.unfreeze()
+    assert all(connection.pings == 4 for connection in connections)
+    assert made < 100  # 1,000 connections pinged 3 times
