@@ -212,7 +212,7 @@ class EngineSession:
         self._probe_at = self.settings.MAX_UNREAD_BYTES // 2
         # A binary packet whose attachments are still arriving.
         self._pending_binary: protocol.Packet | None = None
-        self._buffers: list[bytes] = []
+        self._buffers: list[bytes] | None = None
         self._buffered = 0
         self._binary_since_ping = 0
 
@@ -375,6 +375,7 @@ class EngineSession:
                     CloseCode.PROTOCOL_ERROR, f"{packet.attachments} attachments, over MAX_ATTACHMENTS ({limit})"
                 )
             self._pending_binary = packet
+            self._buffers = []
             self._buffered = len(text)
             self._binary_since_ping = self.pings
             return
@@ -405,10 +406,12 @@ class EngineSession:
         limit = self.settings.MAX_QUEUED_BYTES
         if self._buffered > limit:
             raise CloseConnection(CloseCode.TOO_BIG, f"binary packet over MAX_QUEUED_BYTES ({limit} bytes)")
-        self._buffers.append(data)
-        if len(self._buffers) < packet.attachments:
+        buffers = self._buffers
+        assert buffers is not None  # made with the pending packet
+        buffers.append(data)
+        if len(buffers) < packet.attachments:
             return
-        buffers, self._buffers, self._pending_binary = self._buffers, [], None
+        self._buffers = self._pending_binary = None
         try:
             packet = protocol.reconstruct(packet, buffers)
         except protocol.ProtocolError as error:

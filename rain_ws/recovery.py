@@ -8,9 +8,11 @@ went unanswered, the idle reaper or a drain closed it) leaves a
 :class:`Detached` stand-in in its place in the rooms of its process. The
 stand-in keeps the socket's rooms and logs what is sent to them, and to its
 id, for the window. The client, whose CONNECT reply carried a private id
-(``pid``: the socket id and a secret, the same for the socket's whole life,
-as the official client expects), sends that id and the offset of the last
-event it got (:mod:`rain_ws.replay`) in its next CONNECT:
+(``pid``: the socket id, signed with ``SECRET_KEY``, the same for the
+socket's whole life, as the official client expects), sends that id and the
+offset of the last event it got (:mod:`rain_ws.replay`) in its next CONNECT.
+A pid the server did not make is refused where it arrives, at the cost of a
+hash: no made-up pid makes a process ask the others for a socket.
 
 - on the process that holds the stand-in, the new socket takes its place at
   once, and is sent the log after the offset;
@@ -39,10 +41,12 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from django.utils.crypto import constant_time_compare, salted_hmac
+
 from .layer import is_socket_id, process_group, process_of
 from .metrics import metrics
 from .replay import BUFFERS, OFFSET, TEXT, ReplayLog, valid_offset
-from .rooms import Rooms, moved_socket_group
+from .rooms import NO_ROOMS, Rooms, moved_socket_group
 
 if TYPE_CHECKING:
     from .socket import Socket
@@ -63,7 +67,7 @@ HOLDER_WAIT = 2.0
 RECOVER = "rain_ws.recover"
 RECOVER_ANSWER = "rain_ws.recover.answer"
 
-#: Longest ``pid`` a client may send: ours are 25 characters, ".", and 22.
+#: Longest ``pid`` a client may send: ours are 25 characters, ".", and 24.
 MAX_PID_LENGTH = 64
 
 #: Most ids of its own sockets a process remembers handing over to another
@@ -80,7 +84,7 @@ class Detached:
     def __init__(self, socket: Socket, key_hash: str | None) -> None:
         self.id = socket.id
         self.channel = socket.channel
-        self.rooms: frozenset[str] = frozenset()
+        self.rooms: frozenset[str] = NO_ROOMS
         self.data = socket._data
         self.key_hash = key_hash
         self._log: ReplayLog = socket._log  # type: ignore[assignment]
@@ -147,7 +151,7 @@ class Recovery:
                 return True
             metrics.not_recovered += 1
             logger.info("%r: not recovered, a fresh socket instead: %s", socket, reason)
-        socket._pid = f"{socket.id}.{secrets.token_urlsafe(16)}"
+        socket._pid = new_pid(socket.id)
         return False
 
     async def _restore(self, socket: Socket, pid: Any, offset: Any, key_hash: str | None) -> str | None:
@@ -321,12 +325,27 @@ class Recovery:
             answer.set_result(message)
 
 
+def new_pid(socket_id: str) -> str:
+    """
+    The private id of socket ``socket_id``: its id and a signature. Socket
+    ids are not secret (an application may show them to other users); only
+    a server with the deployment's ``SECRET_KEY`` can sign one.
+    """
+    return f"{socket_id}.{_pid_signature(socket_id)}"
+
+
+def _pid_signature(socket_id: str) -> str:
+    return salted_hmac("rain_ws.pid", socket_id).hexdigest()[:24]
+
+
 def _socket_id(pid: Any) -> str | None:
-    """The socket id in a ``pid`` ("<socket id>.<secret>"), or None if it is not one of ours."""
+    """The socket id in a ``pid`` ("<socket id>.<signature>"), or None if it is not one of ours."""
     if not isinstance(pid, str) or len(pid) > MAX_PID_LENGTH:
         return None
-    socket_id, dot, secret = pid.partition(".")
-    return socket_id if dot and secret and is_socket_id(socket_id) else None
+    socket_id, dot, signature = pid.partition(".")
+    if not dot or not is_socket_id(socket_id) or not constant_time_compare(signature, _pid_signature(socket_id)):
+        return None
+    return socket_id
 
 
 def _hole(log: ReplayLog, offset: str | None) -> str:

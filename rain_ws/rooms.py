@@ -22,12 +22,16 @@ from .exceptions import RainError
 from .layer import DONE, LayerBridge, group_name, is_socket_id, new_socket_id, process_of
 from .replay import Entry, Replay
 
-__all__ = ["MAX_ROOM_LENGTH", "Member", "Rooms", "check_room", "check_target"]
+__all__ = ["MAX_ROOM_LENGTH", "NO_ROOMS", "Member", "Rooms", "check_room", "check_target"]
 
 logger = logging.getLogger("rain_ws")
 
 #: Longest room name accepted.
 MAX_ROOM_LENGTH = 200
+
+#: The rooms of a socket in none: one shared empty set (an empty frozenset is
+#: not a singleton, and most sockets join no room).
+NO_ROOMS: frozenset[str] = frozenset()
 
 #: The layer message that carries an encoded event to other processes.
 FRAMES = "rain_ws.frames"
@@ -134,7 +138,7 @@ class Rooms:
         """
         new.id = old.id
         new.rooms = old.rooms
-        old.rooms = frozenset()
+        old.rooms = NO_ROOMS
         self.sockets[old.channel][old.id] = new
         rooms = self.rooms.get(old.channel, {})
         for room in new.rooms:

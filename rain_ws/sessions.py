@@ -299,6 +299,10 @@ class BoundSession:
         return None
 
 
+#: What SocketSession records for a key deleted since the load.
+_DELETED = object()
+
+
 class SocketSession(MutableMapping[str, Any]):
     """
     ``socket.session``: the session's data as of the current event (or of the
@@ -310,13 +314,14 @@ class SocketSession(MutableMapping[str, Any]):
     again, or set ``modified = True`` to save every key.
     """
 
-    __slots__ = ("_all_modified", "_data", "_read_only_reason", "changed", "deleted")
+    __slots__ = ("_all_modified", "_changes", "_data", "_read_only_reason")
 
     def __init__(self, data: dict[str, Any], read_only_reason: str | None) -> None:
         self._data = data
         self._read_only_reason = read_only_reason
-        self.changed: dict[str, Any] = {}
-        self.deleted: set[str] = set()
+        # The keys set (with their values) and deleted (with _DELETED) since
+        # the load, made at the first change: most sessions are only read.
+        self._changes: dict[str, Any] | None = None
         self._all_modified = False
 
     def _check_writable(self) -> None:
@@ -329,14 +334,16 @@ class SocketSession(MutableMapping[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         self._check_writable()
         self._data[key] = value
-        self.changed[key] = value
-        self.deleted.discard(key)
+        if self._changes is None:
+            self._changes = {}
+        self._changes[key] = value
 
     def __delitem__(self, key: str) -> None:
         self._check_writable()
         del self._data[key]
-        self.changed.pop(key, None)
-        self.deleted.add(key)
+        if self._changes is None:
+            self._changes = {}
+        self._changes[key] = _DELETED
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -349,7 +356,7 @@ class SocketSession(MutableMapping[str, Any]):
 
     @property
     def modified(self) -> bool:
-        return self._all_modified or bool(self.changed) or bool(self.deleted)
+        return self._all_modified or bool(self._changes)
 
     @modified.setter
     def modified(self, value: bool) -> None:
@@ -359,6 +366,8 @@ class SocketSession(MutableMapping[str, Any]):
 
     def changes(self) -> tuple[dict[str, Any], set[str]]:
         """The keys to write and the keys to delete."""
+        changes = self._changes or {}
+        deleted = {key for key, value in changes.items() if value is _DELETED}
         if self._all_modified:
-            return dict(self._data), set(self.deleted)
-        return self.changed, self.deleted
+            return dict(self._data), deleted
+        return {key: value for key, value in changes.items() if value is not _DELETED}, deleted

@@ -31,7 +31,7 @@ from .exceptions import AckTimeout, SocketDisconnected
 from .layer import DONE
 from .metrics import metrics
 from .replay import BUFFERS, TEXT, Entry
-from .rooms import Rooms, check_room, check_target
+from .rooms import NO_ROOMS, Rooms, check_room, check_target
 from .sessions import ConnectionSession, SocketSession
 
 if TYPE_CHECKING:
@@ -203,14 +203,14 @@ class Socket:
         self.recovered = False
         #: The rooms of this channel the socket is in (replaced, not changed
         #: in place, when it joins or leaves: most sockets join none).
-        self.rooms: frozenset[str] = frozenset()
+        self.rooms: frozenset[str] = NO_ROOMS
         self._channel = channel
         self._connection = connection
         self._data: dict[str, Any] | None = None  # made when first used: most sockets keep none
         self._room_index = rooms
         self._loop = asyncio.get_running_loop()
         self._listeners: dict[Any, tuple[Listener, bool]] = {}
-        self._disconnect_listeners: list[tuple[Listener, bool]] = []
+        self._disconnect_listeners: list[tuple[Listener, bool]] | None = None  # made when first needed
         # Run by rain_ws.dispatch: events waiting for their listener (made at
         # the first event), and the task running them.
         self._queue: deque[tuple[protocol.Packet, int]] | None = None
@@ -218,7 +218,7 @@ class Socket:
         self._worker: asyncio.Task[None] | None = None
         self._drained: asyncio.Future[None] | None = None  # a reader waiting for the queue to shrink
         self._bound_session: Any = None  # a sessions.BoundSession on use_session channels
-        self._acks: dict[int, asyncio.Future[list[Any]]] = {}
+        self._acks: dict[int, asyncio.Future[list[Any]]] | None = None  # made at the first call()
         self._next_ack = 0
         self._stats = metrics.channel(channel.name)
         # With RECOVERY_WINDOW set: what the client may not have read yet
@@ -269,6 +269,8 @@ class Socket:
                 raise TypeError(f"socket.on({event!r}) needs a callable, got {function!r}")
             entry = (function, inspect.iscoroutinefunction(function))
             if event == "disconnect":
+                if self._disconnect_listeners is None:
+                    self._disconnect_listeners = []
                 self._disconnect_listeners.append(entry)
             else:
                 self._listeners[event] = entry
@@ -320,7 +322,10 @@ class Socket:
         ack_id = self._next_ack
         self._next_ack += 1
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._acks[ack_id] = future
+        if self._acks is None:
+            self._acks = {}
+        acks = self._acks
+        acks[ack_id] = future
         self._stats.events_out += 1
         try:
             self._connection.send_packet(protocol.EVENT, self.channel, [event, *args], ack_id)
@@ -329,7 +334,7 @@ class Socket:
             except TimeoutError:
                 raise AckTimeout(f"no ack for {event!r} from {self!r} within {timeout} s") from None
         finally:
-            self._acks.pop(ack_id, None)
+            acks.pop(ack_id, None)
         if not result:
             return None
         return result[0] if len(result) == 1 else tuple(result)
@@ -396,7 +401,7 @@ class Socket:
 
     def resolve_ack(self, packet: protocol.Packet) -> None:
         """The client acked a ``call()``."""
-        future = self._acks.get(packet.id)  # type: ignore[arg-type]
+        future = self._acks.get(packet.id) if self._acks else None  # type: ignore[arg-type]
         if future is not None and not future.done():
             future.set_result(packet.data)
 
@@ -428,7 +433,7 @@ class Socket:
         worker, self._worker = self._worker, None
         if worker is not None and worker is not asyncio.current_task():
             worker.cancel()
-        for future in self._acks.values():
+        for future in (self._acks or {}).values():
             if not future.done():
                 future.set_exception(SocketDisconnected(f"{self!r} disconnected: {reason}"))
         if was_connected and self._disconnect_listeners:
@@ -437,7 +442,7 @@ class Socket:
             asyncio.get_running_loop().create_task(self._run_disconnect_listeners(reason))
 
     async def _run_disconnect_listeners(self, reason: str) -> None:
-        for function, is_async in self._disconnect_listeners:
+        for function, is_async in self._disconnect_listeners or ():
             try:
                 if is_async:
                     await function(reason)

@@ -1,6 +1,7 @@
 """The in-process test client, on the test project's components."""
 
 import asyncio
+import logging
 from datetime import timedelta
 
 import pytest
@@ -232,3 +233,23 @@ async def test_with_recovery_events_lose_their_offset_and_a_new_connection_recov
             assert back.offset not in (None, first)
         with pytest.raises(ConnectionError):
             await listener.receive("said")
+
+
+async def test_a_pid_the_server_did_not_sign_is_refused_where_it_arrives(recovery_on, caplog):
+    room = "/rooms/1.0/room"
+    async with SocketTestClient(room) as listener:
+        socket_id, _, signature = listener.pid.partition(".")
+        another_process = "0" * len(socket_id.partition("-")[0]) + "-" + socket_id.partition("-")[2]
+        forged = [
+            f"{socket_id}.{'0' * len(signature)}",  # a live socket's id, a made-up signature
+            f"{another_process}.{signature}",  # another process's socket, this one's signature
+        ]
+        for pid in forged:
+            with caplog.at_level(logging.INFO, logger="rain_ws"):
+                async with SocketTestClient(room, auth={"pid": pid}) as intruder:
+                    assert not intruder.recovered and intruder.sid != listener.sid
+            # Refused before anything was looked up or asked of other processes.
+            assert "not recovered, a fresh socket instead: the pid is not one of ours" in caplog.text
+            caplog.clear()
+        # The socket the first pid named was not taken over.
+        assert await listener.call("rooms") == [None, []]

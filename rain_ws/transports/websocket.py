@@ -1,6 +1,7 @@
 """
-The WebSocket transport: a Channels consumer that carries one Engine.IO
-session over one WebSocket connection.
+The WebSocket transport: a consumer (an ASGI application, routable as a
+Channels consumer is) that carries one Engine.IO session over one WebSocket
+connection.
 
 The consumer reads its ASGI ``receive()`` in a plain loop and hands each
 frame to the session in that one coroutine, rather than through
@@ -15,14 +16,14 @@ listener works.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 from asgiref.typing import ASGIReceiveCallable, ASGISendCallable, WebSocketScope
-from channels.consumer import AsyncConsumer
 
 from .. import protocol
 from ..aio import start_send
@@ -36,23 +37,44 @@ __all__ = ["SocketIOConsumer"]
 
 logger = logging.getLogger("rain_ws")
 
-_OPEN = State.OPEN  # a module constant: cheaper than the enum's attribute on Python 3.11
+# Module constants: cheaper than the enum's attributes on Python 3.11.
+_OPENING = State.OPENING
+_OPEN = State.OPEN
 
 #: Seconds daphne is given to write the CONNECT reply before the handlers' first emits (see ``flushed``).
 DAPHNE_FLUSH_DELAY = 0.001
 
-class SocketIOConsumer(AsyncConsumer):
+class SocketIOConsumer:
     """
     Serve Socket.IO over one WebSocket connection.
 
     ``namespace`` restricts the connection to one channel (the per-channel
     routes); ``None`` serves every channel, multiplexed.
+
+    It is not a Channels ``AsyncConsumer``: it uses none of that class's
+    machinery (its dispatch, its channel-layer hookup), and a class without
+    an instance dict keeps idle connections smaller. :meth:`as_asgi` makes
+    it routable as a consumer is.
     """
 
     name = "websocket"
 
+    # Slots: a server holds many connections, most of them idle.
+    __slots__ = (
+        "_abandoned",
+        "_outbox",
+        "_rfc_codes",
+        "_task",
+        "_writer",
+        "base_send",
+        "only_namespace",
+        "pushes_back",
+        "scope",
+        "sends_empty_bytes",
+        "session",
+    )
+
     def __init__(self, namespace: str | None = None) -> None:
-        super().__init__()
         self.only_namespace = namespace
         self.session: EngineSession | None = None
         # Messages posted while the server holds an earlier send (see _post),
@@ -61,18 +83,98 @@ class SocketIOConsumer(AsyncConsumer):
         self._writer: asyncio.Future[None] | None = None
         self._abandoned = False
 
-    async def __call__(self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    @classmethod
+    def as_asgi(cls, **initkwargs: Any) -> Callable[[WebSocketScope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]:
+        """An ASGI application serving each connection with a new consumer made with ``initkwargs``, as Channels' ``as_asgi``."""
+
+        def app(scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> Awaitable[None]:
+            return cls(**initkwargs)(scope, receive, send)
+
+        app.consumer_class = cls  # type: ignore[attr-defined]
+        app.consumer_initkwargs = initkwargs  # type: ignore[attr-defined]
+        functools.update_wrapper(app, cls, updated=())
+        return app
+
+    def __call__(self, scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> Awaitable[None]:
         self.scope = scope
         self.base_send = send
-        self._task = asyncio.current_task()
         # Servers that declare the ASGI spec version they implement (uvicorn,
         # hypercorn) accept every RFC close code and empty frames, and stop
         # reading a client's socket while the application does not read its
         # frames; daphne declares none and does none of these.
         self.sends_empty_bytes = self.pushes_back = self._rfc_codes = "spec_version" in scope.get("asgi", ())
+        return self._serve(receive, send)
+
+    async def _serve(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        """
+        Serve the connection: the handshake, then the client's frames until
+        it goes. The handshake runs in a coroutine of its own, which ends;
+        the frames are read here, so that one coroutine, not two, stays alive
+        for as long as the connection.
+        """
+        self._task = asyncio.current_task()
+        session = await self._handshake(receive, send)
+        if session is None:
+            return
+        try:
+            if session.state is _OPENING and not session.open():  # an upgraded session is open already
+                return
+            max_payload = session.settings.MAX_PAYLOAD
+            # A str of n characters is at most 4n bytes of UTF-8: encode only when
+            # the length alone cannot tell.
+            char_limit = max_payload // 4
+            # Frames are taken as the server has them, without yielding in
+            # between. On a server that stops reading its socket while the
+            # application does not read (uvicorn), the loop stops reading while a
+            # socket's backlog is long, and TCP makes the client wait. Daphne
+            # reads whatever arrives into a queue of its own, without limit: there
+            # every frame is taken at once, so that events count against
+            # MAX_QUEUED_EVENTS and MAX_QUEUED_BYTES rather than pile up in it.
+            while True:
+                if session.backlogged is not None:
+                    await session.wait_backlog()
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    if message["type"] == "websocket.disconnect":
+                        return
+                    continue
+                text = message.get("text")
+                if text is not None:
+                    if len(text) > char_limit and len(text.encode()) > max_payload:
+                        session.close(CloseCode.TOO_BIG, f"frame over MAX_PAYLOAD ({max_payload} bytes)")
+                        return
+                    session.receive_text(text)
+                else:
+                    data = message.get("bytes") or b""
+                    if len(data) > max_payload:
+                        session.close(CloseCode.TOO_BIG, f"frame over MAX_PAYLOAD ({max_payload} bytes)")
+                        return
+                    session.receive_binary(data)
+                if session.state is not _OPEN:
+                    return
+                # Hold nothing of this frame while waiting for the next: an
+                # idle connection would otherwise keep its last frame (up to
+                # MAX_PAYLOAD) alive for as long as it stays idle.
+                message = text = data = None
+        except asyncio.CancelledError:
+            if not self._abandoned:
+                session.ended("server shutting down")
+                raise
+            self._task.uncancel()  # our own doing (see close): end normally
+        finally:
+            session.ended()
+            self.session = None  # no cycle left between the session and its transport
+
+    async def _handshake(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> EngineSession | None:
+        """
+        Accept the WebSocket and return its Engine.IO session: a new one, or
+        the long-polling session it upgrades; None when the connection was
+        refused, or relayed to the process holding its session.
+        """
+        scope = self.scope
         message = await receive()
         if message["type"] != "websocket.connect":
-            return
+            return None
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         if query.get("EIO") != "4" or query.get("transport") != "websocket":
             client = scope.get("client")
@@ -83,43 +185,31 @@ class SocketIOConsumer(AsyncConsumer):
                 query.get("transport"),
             )
             await send({"type": "websocket.close", "code": CloseCode.NORMAL})
-            return
+            return None
         if runtime().drainer.draining:
             # Refused at the handshake: the client retries with its backoff,
             # through the load balancer to another process.
             refusals.refused("refused a WebSocket: this process is draining")
             await send({"type": "websocket.close", "code": CloseCode.NORMAL})
-            return
+            return None
         try:
             await send({"type": "websocket.accept"})
         except Exception:
-            return  # the client left during the handshake
+            return None  # the client left during the handshake
         sid = query.get("sid")
         if sid is None:
-            self.session = session = EngineSession(self, scope, self.only_namespace, runtime())
-        elif self._held_elsewhere(sid):
+            self.session = EngineSession(self, scope, self.only_namespace, runtime())
+            return self.session
+        if self._held_elsewhere(sid):
             owner = sid_owner(sid)
             assert owner is not None  # _held_elsewhere checked it
             await relay_frames(runtime(), self, receive, sid, owner, self.sends_empty_bytes)
             self._post({"type": "websocket.close", "code": CloseCode.NORMAL})
-            return
-        else:
-            taken = await self._take_over(receive, sid)
-            if taken is None:
-                await send({"type": "websocket.close", "code": CloseCode.NORMAL})
-                return
-            self.session = session = taken
-        try:
-            if sid is not None or session.open():
-                await self._receive_loop(receive, session)
-        except asyncio.CancelledError:
-            if not self._abandoned:
-                session.ended("server shutting down")
-                raise
-            self._task.uncancel()  # our own doing (see close): end normally
-        finally:
-            session.ended()
-            self.session = None  # no cycle left between the session and its transport
+            return None
+        self.session = await self._take_over(receive, sid)
+        if self.session is None:
+            await send({"type": "websocket.close", "code": CloseCode.NORMAL})
+        return self.session
 
     @staticmethod
     def _held_elsewhere(sid: str) -> bool:
@@ -153,41 +243,6 @@ class SocketIOConsumer(AsyncConsumer):
             return None
         session = polling.session
         return session if polling.upgrade_to(self) else None
-
-    async def _receive_loop(self, receive: ASGIReceiveCallable, session: EngineSession) -> None:
-        max_payload = session.settings.MAX_PAYLOAD
-        # A str of n characters is at most 4n bytes of UTF-8: encode only when
-        # the length alone cannot tell.
-        char_limit = max_payload // 4
-        # Frames are taken as the server has them, without yielding in
-        # between. On a server that stops reading its socket while the
-        # application does not read (uvicorn), the loop stops reading while a
-        # socket's backlog is long, and TCP makes the client wait. Daphne
-        # reads whatever arrives into a queue of its own, without limit: there
-        # every frame is taken at once, so that events count against
-        # MAX_QUEUED_EVENTS and MAX_QUEUED_BYTES rather than pile up in it.
-        while True:
-            if session.backlogged is not None:
-                await session.wait_backlog()
-            message = await receive()
-            if message["type"] != "websocket.receive":
-                if message["type"] == "websocket.disconnect":
-                    return
-                continue
-            text = message.get("text")
-            if text is not None:
-                if len(text) > char_limit and len(text.encode()) > max_payload:
-                    session.close(CloseCode.TOO_BIG, f"frame over MAX_PAYLOAD ({max_payload} bytes)")
-                    return
-                session.receive_text(text)
-            else:
-                data = message.get("bytes") or b""
-                if len(data) > max_payload:
-                    session.close(CloseCode.TOO_BIG, f"frame over MAX_PAYLOAD ({max_payload} bytes)")
-                    return
-                session.receive_binary(data)
-            if session.state is not _OPEN:
-                return
 
     # -- the session's transport -------------------------------------------
 
