@@ -69,6 +69,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import loadgen, run  # noqa: E402
+from bench.svg import COLOURS, escape, nice_step  # noqa: E402
 
 RESULTS = BENCH / "RESULTS.md"
 SVG = BENCH / "recovery.svg"
@@ -1031,15 +1032,6 @@ def curve_table(cases: list[dict[str, Any]]) -> str:
 
 # -- the plot --------------------------------------------------------------------------
 
-COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"]
-
-
-def nice_step(span: float, ticks: int = 6) -> float:
-    """A round step (1, 2 or 5 times a power of ten) that cuts ``span`` into about ``ticks`` parts."""
-    raw = max(span, 1e-9) / ticks
-    power = 10 ** int(f"{raw:e}".split("e")[1])
-    return next(step * power for step in (1, 2, 5, 10) if step * power >= raw)
-
 
 def svg(cases: list[dict[str, Any]], title: str) -> str:
     """
@@ -1116,10 +1108,6 @@ def svg(cases: list[dict[str, Any]], title: str) -> str:
     )
     parts.append("</svg>")
     return "\n".join(parts) + "\n"
-
-
-def escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # -- the section -------------------------------------------------------------------------

@@ -163,3 +163,23 @@ def test_quick_cluster_and_room_benchmarks():
     assert done.returncode == 0, done.stdout + done.stderr
     row = tables(done.stdout)["Fan-out to a room of 200"]
     assert number(row["rounds"]) == 3 and number(row["p50 ms"]) > 0, done.stdout
+
+
+def test_quick_scale_curves_benchmark():
+    done = subprocess.run(
+        [
+            sys.executable, str(ROOT / "bench" / "scale.py"), "--sizes", "100,300", "--duration", "2",
+            "--warmup", "1", "--ping-intervals", "2", "--no-write",
+        ],  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [row for found in all_rows(done.stdout, ("100", "300")).values() for row in found]
+    # Both sizes held, pinged and echoed.
+    assert [number(row["held"]) for row in rows] == [100, 300], done.stdout
+    for row in rows:
+        assert number(row["pings/s"]) > 0 and number(row["acks/s"]) > 0 and number(row["CPU/ack (µs)"]) > 0, done.stdout
+    assert "Idle connections lost during the run: 0." in done.stdout, done.stdout

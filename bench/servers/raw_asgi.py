@@ -12,11 +12,12 @@ or daphne) costs per connection, next to nothing of the application's.
 
 import asyncio
 import json
+import os
 import secrets
 from typing import Any
 
-#: Seconds between pings.
-PING_INTERVAL = 25
+#: Seconds between pings (``RAW_ASGI_PING_INTERVAL``: bench/scale.py sets it).
+PING_INTERVAL = float(os.environ.get("RAW_ASGI_PING_INTERVAL", "25"))
 
 #: The ``send`` callables of the open WebSocket connections.
 _open: set[Any] = set()

@@ -2,9 +2,9 @@
 Settings for bench/scale.py: the benchmark's settings with the idle reaper on.
 
 ``DISCONNECT_IDLE_ON_MAX_CONN`` is far above any count the scale run holds,
-so the reaper's check runs every ``IDLE_CHECK_INTERVAL`` but never reaps;
-``PING_INTERVAL`` is short so that the heartbeat's cost shows within seconds.
-Both can be set from the environment (``RAIN_SCALE_PING_INTERVAL``,
+so the reaper's check runs every ``IDLE_CHECK_INTERVAL`` but never reaps.
+``PING_INTERVAL`` and ``IDLE_CHECK_INTERVAL`` come from the environment
+(``RAIN_SCALE_PING_INTERVAL``, which bench/scale.py sets for each run, and
 ``RAIN_SCALE_IDLE_CHECK_INTERVAL``).
 """
 
