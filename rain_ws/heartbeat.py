@@ -50,6 +50,12 @@ class Beating(Protocol):
 
 Ref = weakref.ReferenceType
 
+#: Most pings the task sends in one turn of the event loop. Connections that
+#: opened together come due together (a burst of reconnects, a deploy), and
+#: thousands of pings sent at once would hold up every other connection's
+#: events for as long; between two batches the loop handles what arrived.
+PINGS_PER_TURN = 64
+
 
 class Deadlines:
     """Deadlines in the order they come due, each for a connection (held weakly) and a number."""
@@ -142,9 +148,12 @@ class Heartbeat:
         loop = self._loop
         try:
             while True:
-                next_deadline = self.tick()
+                next_deadline = self.tick(PINGS_PER_TURN)
                 if next_deadline is None:
                     break
+                if next_deadline <= loop.time():
+                    await asyncio.sleep(0)  # more pings are due: after the loop's other work
+                    continue
                 self._sleeping_until = next_deadline
                 self._wake = wake = loop.create_future()
                 timer = loop.call_at(self._sleeping_until, _wake_up, wake)
@@ -157,18 +166,27 @@ class Heartbeat:
         finally:
             self._task = None
 
-    def tick(self) -> float | None:
-        """Act on every deadline that is due; return the next one (``None``: nothing left)."""
+    def tick(self, most_pings: int | None = None) -> float | None:
+        """
+        Act on every deadline that is due, sending at most ``most_pings``
+        pings; return the next deadline (``None``: nothing left; now: pings
+        left to send).
+        """
         now = self._clock()
         self._due_connects(now)
         self._due_pongs(now)
-        self._due_pings(now)
+        if not self._due_pings(now, most_pings):
+            return now
         heads = [at for at in (queue.next_at() for queue in (self._pings, self._pongs, self._connects)) if at is not None]
         return min(heads) if heads else None
 
-    def _due_pings(self, now: float) -> None:
+    def _due_pings(self, now: float, most: int | None) -> bool:
+        """Send the pings due, up to ``most``; False if some are left."""
         pings, pongs = self._pings, self._pongs
+        sent = 0
         while pings.due(now):
+            if sent == most:
+                return False
             ref, _ = pings.pop()
             connection = ref()
             if connection is None or connection.closed:
@@ -176,6 +194,8 @@ class Heartbeat:
             number = connection.heartbeat_ping()
             pongs.push(now + self.timeout, ref, number)
             pings.push(now + self.interval, ref)
+            sent += 1
+        return True
 
     def _due_pongs(self, now: float) -> None:
         pongs = self._pongs

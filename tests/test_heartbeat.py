@@ -4,7 +4,7 @@ import asyncio
 import gc
 import weakref
 
-from rain_ws.heartbeat import Heartbeat
+from rain_ws.heartbeat import PINGS_PER_TURN, Heartbeat
 
 
 class Clock:
@@ -162,3 +162,25 @@ async def test_pings_leave_no_object_for_the_garbage_collector_to_track():
         gc.unfreeze()
     assert all(connection.pings == 4 for connection in connections)
     assert made < 100  # 1,000 connections pinged 3 times
+
+
+async def test_pings_due_together_go_out_in_batches_between_other_work():
+    # Connections opened together come due together: the task sends a batch,
+    # lets the event loop run, and sends the next.
+    heartbeat = Heartbeat(interval=0.05, timeout=10, connect_timeout=10)
+    connections = [Connection() for _ in range(3 * PINGS_PER_TURN)]
+    turns: list[int] = []
+
+    async def watch() -> None:
+        while not turns or turns[-1] < len(connections):
+            turns.append(sum(connection.pings >= 1 for connection in connections))
+            await asyncio.sleep(0)
+
+    for connection in connections:
+        heartbeat.add(connection)
+    await asyncio.wait_for(watch(), 5)
+    # The pings went out over several turns of the loop, at most a batch at a time.
+    counts = sorted(set(turns))
+    assert counts[-1] == len(connections)
+    assert all(later - earlier <= PINGS_PER_TURN for earlier, later in zip(counts, counts[1:]))
+    assert len(counts) >= 4
