@@ -112,16 +112,20 @@ def missed(tag: str) -> list[tuple[Any, ...]]:
 
 FINISH = [("whispered", "after", "pA"), ("said", "end", "pB")]
 RECOVERED = {"recovered": True, "same_id": True}
+#: What recovery.mjs's victims keep in socket.data (a recovery brings it back, across processes too).
+NOTE = {"name": "victim", "tags": [1, 2]}
 
 
 def assert_recovered(back: dict[str, Any]) -> None:
     assert {key: back[key] for key in RECOVERED} == RECOVERED, back
     assert "ROOM" in back["rooms"], back
+    assert back["note"] == NOTE, back
 
 
 def assert_fresh(back: dict[str, Any]) -> None:
     assert back["recovered"] is False and back["same_id"] is False, back
     assert "ROOM" not in back["rooms"], back
+    assert back["note"] is None, back
 
 
 def wait_for_log(server: Server, text: str) -> str:

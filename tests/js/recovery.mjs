@@ -216,6 +216,7 @@ async function state(socket, oldId) {
     recovered: socket.recovered,
     same_id: socket.id === oldId,
     rooms: (await call(socket, "rooms")).map((room) => (room === ROOM ? "ROOM" : room === socket.id ? "ID" : room)),
+    note: await call(socket, "recall"),
   };
 }
 
@@ -233,10 +234,18 @@ async function finishFresh(victim) {
   await victim.recorder.untilText("whispered", "end");
 }
 
+// What a victim keeps across a recovery: its room, and a note in socket.data.
+const NOTE = { name: "victim", tags: [1, 2] };
+
+async function prepare(socket) {
+  await call(socket, "join", ROOM);
+  await call(socket, "remember", NOTE);
+}
+
 async function joinedVictim() {
   const victim = client(config.a);
   await connected(victim.socket);
-  await call(victim.socket, "join", ROOM);
+  await prepare(victim.socket);
   return victim;
 }
 
@@ -328,7 +337,7 @@ const scenarios = {
     }
     const victim = client(config.a, { extraHeaders: { cookie } });
     await connected(victim.socket);
-    await call(victim.socket, "join", ROOM);
+    await prepare(victim.socket);
     await say("pB", "before");
     await victim.recorder.untilText("said", "before");
     const oldId = victim.socket.id;

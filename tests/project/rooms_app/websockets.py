@@ -56,6 +56,16 @@ async def serve(socket: Socket) -> None:
     async def rooms() -> list[str]:
         return sorted(socket.rooms)
 
+    @socket.on("remember")
+    async def remember(note: Any) -> bool:
+        """Keep ``note`` in ``socket.data``: a recovered socket has it back, on any process."""
+        socket.data["note"] = note
+        return True
+
+    @socket.on("recall")
+    async def recall() -> Any:
+        return socket.data.get("note")
+
     @socket.on("stats")
     async def stats() -> dict[str, int]:
         """What this process's hub holds: every count goes back down as sockets go."""
