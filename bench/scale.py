@@ -177,7 +177,8 @@ async def measure(
         held.extend(more)
         opened_s = time.perf_counter() - started
         row: dict[str, Any] = {"asked": size, "held": len(held), "open_s": opened_s, "errors": errors}
-        print(f"[{interval:g} s, {size}] holding {len(held):,} (opened {len(more):,} in {opened_s:.1f} s) {errors[:1]}", flush=True)
+        print(f"[{interval:g} s, {size}] holding {len(held):,} (opened {len(more):,} in {opened_s:.1f} s) "
+              f"{errors[:1]}", flush=True)  # fmt: skip
         rss = await settled_rss(pid, 15)
         row["rss_kib"] = rss
         row["kib_per_conn"] = (rss - baseline) / len(held) if held else float("nan")

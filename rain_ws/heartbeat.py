@@ -177,8 +177,8 @@ class Heartbeat:
         self._due_pongs(now)
         if not self._due_pings(now, most_pings):
             return now
-        heads = [at for at in (queue.next_at() for queue in (self._pings, self._pongs, self._connects)) if at is not None]
-        return min(heads) if heads else None
+        heads = [queue.next_at() for queue in (self._pings, self._pongs, self._connects)]
+        return min((at for at in heads if at is not None), default=None)
 
     def _due_pings(self, now: float, most: int | None) -> bool:
         """Send the pings due, up to ``most``; False if some are left."""

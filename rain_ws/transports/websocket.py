@@ -84,8 +84,11 @@ class SocketIOConsumer:
         self._abandoned = False
 
     @classmethod
-    def as_asgi(cls, **initkwargs: Any) -> Callable[[WebSocketScope, ASGIReceiveCallable, ASGISendCallable], Awaitable[None]]:
-        """An ASGI application serving each connection with a new consumer made with ``initkwargs``, as Channels' ``as_asgi``."""
+    def as_asgi(cls, **initkwargs: Any) -> Callable[[WebSocketScope, ASGIReceiveCallable, ASGISendCallable], Any]:
+        """
+        An ASGI application that serves each connection with a new consumer
+        made with ``initkwargs``, as Channels' ``as_asgi()`` does.
+        """
 
         def app(scope: WebSocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> Awaitable[None]:
             return cls(**initkwargs)(scope, receive, send)
