@@ -78,7 +78,7 @@ if str(ROOT) not in sys.path:
 from bench import loadgen, run  # noqa: E402
 from bench.fanout import Process, redis_server, redis_version, started  # noqa: E402
 
-RESULTS = BENCH / "RESULTS.md"
+RESULTS = run.RESULTS
 SECTION_TITLE = "## 100,000 connections across processes"
 #: Source addresses the workers bind, round-robin: each has its own ephemeral ports.
 SOURCES = [f"127.0.0.{number}" for number in range(2, 10)]
@@ -813,19 +813,6 @@ Targets:
 """
 
 
-def write_section(new: str) -> None:
-    """Replace this script's section of RESULTS.md, or append it; every other section is kept."""
-    old = RESULTS.read_text() if RESULTS.exists() else ""
-    parts = re.split(r"(?m)^(?=## )", old)
-    kept = [part for part in parts if not part.startswith(SECTION_TITLE + "\n")]
-    if len(kept) == len(parts):
-        RESULTS.write_text(old.rstrip("\n") + "\n\n" + new)
-        return
-    position = next(index for index, part in enumerate(parts) if part.startswith(SECTION_TITLE + "\n"))
-    parts[position] = new + ("\n" if position < len(parts) - 1 else "")
-    RESULTS.write_text("".join(parts))
-
-
 # -- main --------------------------------------------------------------------------
 
 
@@ -956,7 +943,7 @@ def main() -> int:
         + ", ".join(f"{name} (npm) {version}" for name, version in node_versions.items()),
         "duration": f"{elapsed / 60:.1f} min",
     }
-    write_section(section(phases, facts, args))
+    run.write_section(SECTION_TITLE, section(phases, facts, args))
     print(f"wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
     return 0
 

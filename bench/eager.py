@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from bench import run as bench_run  # noqa: E402
 from bench.loadgen import process_cpu_seconds  # noqa: E402
 
-RESULTS = BENCH / "RESULTS.md"
+RESULTS = bench_run.RESULTS
 SECTION_TITLE = "## Python 3.12+ and eager tasks"
 APPLICATION = "bench.servers.rain_eager_asgi:application"
 PROBE = (
@@ -211,18 +211,6 @@ def result_key(connections: int, configuration: str) -> str:
     return f"{connections} connections, {configuration}"
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md in place, or append it; every other section is kept."""
-    old = RESULTS.read_text() if RESULTS.exists() else ""
-    start = old.find(SECTION_TITLE + "\n")
-    if start != -1:
-        end = old.find("\n## ", start + 1)
-        new = old[:start] + text.rstrip("\n") + "\n" + ("\n" + old[end + 1 :] if end != -1 else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(new.rstrip("\n") + "\n")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -309,7 +297,7 @@ def main() -> int:
     if failed:
         print(f"{RESULTS.relative_to(ROOT)} not written: a run failed", file=sys.stderr)
         return 1
-    write_section(text)
+    bench_run.write_section(SECTION_TITLE, text)
     print(f"wrote the {SECTION_TITLE[3:]} section of {RESULTS.relative_to(ROOT)}", file=sys.stderr)
     return 0
 

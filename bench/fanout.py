@@ -53,7 +53,7 @@ if str(ROOT) not in sys.path:
 
 from bench import loadgen, run  # noqa: E402
 
-RESULTS = BENCH / "RESULTS.md"
+RESULTS = run.RESULTS
 SECTION_TITLE = "## Fan-out across processes"
 ROOM_SIZES = (1, 100, 1000)
 QUICK_ROOM_SIZES = (1, 5)
@@ -376,19 +376,6 @@ emit, whatever the room's size, and `/proc` counts in ticks of
 """
 
 
-def write_section(new: str) -> None:
-    """Replace this script's section of RESULTS.md, or append it; every other section is kept."""
-    old = RESULTS.read_text() if RESULTS.exists() else ""
-    parts = re.split(r"(?m)^(?=## )", old)
-    kept = [part for part in parts if not part.startswith(SECTION_TITLE + "\n")]
-    if len(kept) == len(parts):
-        RESULTS.write_text(old.rstrip("\n") + "\n\n" + new)
-        return
-    position = next(index for index, part in enumerate(parts) if part.startswith(SECTION_TITLE + "\n"))
-    parts[position] = new + ("\n" if position < len(parts) - 1 else "")
-    RESULTS.write_text("".join(parts))
-
-
 # -- main ----------------------------------------------------------------------
 
 
@@ -474,7 +461,7 @@ def main() -> int:
         + f", redis-server {redis_version()} (no persistence)",
         "duration": f"{elapsed:.0f} s",
     }
-    write_section(section(text, settings))
+    run.write_section(SECTION_TITLE, section(text, settings))
     print(f"wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
     return 0
 

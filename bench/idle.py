@@ -1,7 +1,8 @@
 """
 Idle connections at scale: what the idle reaper costs on one rain_ws process.
 
-Three measurements, written as a section appended to bench/RESULTS.md:
+Three measurements, written as a section of bench/RESULTS.md (in place of
+the one an earlier run wrote):
 
 1. **Sweep, in process.** :class:`rain_ws.idle.ConnectionTracker` holding
    10,000 stand-in connections (plain objects with ``last_active``, ``busy``
@@ -22,7 +23,7 @@ Three measurements, written as a section appended to bench/RESULTS.md:
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/idle.py            # full run, about five minutes; appends to RESULTS.md
+    .venv/bin/python bench/idle.py            # full run, about five minutes; writes its section of RESULTS.md
     .venv/bin/python bench/idle.py --quick    # 1,000 connections, one run; prints, writes nothing
 
 Linux only (``/proc``, ``taskset``); loopback only. The open-files limit is
@@ -56,7 +57,7 @@ from bench.loadgen import OPEN_CONCURRENCY, Connection, Target, Tally, close_all
 from rain_ws.conf import RainSettings  # noqa: E402
 from rain_ws.idle import ConnectionTracker  # noqa: E402
 
-RESULTS = BENCH / "RESULTS.md"
+RESULTS = bench_run.RESULTS
 SECTION_TITLE = "## Idle connections and the idle reaper"
 
 #: The servers read RAIN_WS from this environment variable (see SETTINGS_SOURCE).
@@ -413,9 +414,8 @@ def main() -> int:
         return 1
     print(text)
     if not args.quick:
-        with RESULTS.open("a") as results:
-            results.write(text)
-        print(f"appended to {RESULTS.relative_to(ROOT)}", file=sys.stderr)
+        bench_run.write_section(SECTION_TITLE, text)
+        print(f"wrote its section of {RESULTS.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
 

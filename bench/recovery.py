@@ -71,7 +71,7 @@ if str(ROOT) not in sys.path:
 from bench import loadgen, run  # noqa: E402
 from bench.svg import COLOURS, escape, nice_step  # noqa: E402
 
-RESULTS = BENCH / "RESULTS.md"
+RESULTS = run.RESULTS
 SVG = BENCH / "recovery.svg"
 SECTION_TITLE = "## Recovery and drain"
 SETTINGS = "bench.servers.settings_recovery"
@@ -1220,18 +1220,6 @@ core.
 """
 
 
-def write_section(new: str) -> None:
-    """Replace this script's section of RESULTS.md, or append it at the end; every other section is kept."""
-    old = RESULTS.read_text() if RESULTS.exists() else ""
-    parts = re.split(r"(?m)^(?=## )", old)
-    position = next((index for index, part in enumerate(parts) if part.startswith(SECTION_TITLE + "\n")), None)
-    if position is None:
-        RESULTS.write_text(old.rstrip("\n") + "\n\n" + new.rstrip("\n") + "\n")
-        return
-    parts[position] = new.rstrip("\n") + "\n" + ("\n" if position < len(parts) - 1 else "")
-    RESULTS.write_text("".join(parts))
-
-
 # -- main ---------------------------------------------------------------------------------
 
 
@@ -1359,7 +1347,7 @@ def main() -> int:
     }
     SVG.write_text(svg(drain, f"Reconnects of {sizes.clients:,} clients: drained or stopped process"))
     cpu_notes = cpu_summary(cpu_results, variants)
-    write_section(section(cpu_text, cpu_runs, cpu_notes, costs_text, memory, drain, facts, sizes, None))
+    run.write_section(SECTION_TITLE, section(cpu_text, cpu_runs, cpu_notes, costs_text, memory, drain, facts, sizes, None))
     print(f"wrote {RESULTS.relative_to(ROOT)} and {SVG.relative_to(ROOT)}", file=sys.stderr)
     return 0
 

@@ -30,7 +30,6 @@ import datetime
 import importlib.metadata
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -47,7 +46,7 @@ if str(ROOT) not in sys.path:
 from bench import loadgen, run  # noqa: E402
 from bench.cluster import SOURCES, open_from  # noqa: E402
 
-RESULTS = BENCH / "RESULTS.md"
+RESULTS = run.RESULTS
 SECTION_TITLE = "## Fan-out to a room of 10,000"
 SERVERS = [run.RAIN_UVICORN, run.NODE]
 TARGET = 1.3
@@ -165,19 +164,6 @@ def verdict(figures: dict[str, dict[str, Any]]) -> list[str]:
             f"{times:.2f}x: **{'met' if times <= TARGET else 'missed'}**"
         )
     return lines
-
-
-def write_section(new: str) -> None:
-    """Replace this script's section of RESULTS.md, or append it; every other section is kept."""
-    old = RESULTS.read_text() if RESULTS.exists() else ""
-    parts = re.split(r"(?m)^(?=## )", old)
-    kept = [part for part in parts if not part.startswith(SECTION_TITLE + "\n")]
-    if len(kept) == len(parts):
-        RESULTS.write_text(old.rstrip("\n") + "\n\n" + new)
-        return
-    position = next(index for index, part in enumerate(parts) if part.startswith(SECTION_TITLE + "\n"))
-    parts[position] = new + ("\n" if position < len(parts) - 1 else "")
-    RESULTS.write_text("".join(parts))
 
 
 def main() -> int:
@@ -298,7 +284,7 @@ Targets:
 
 {listed}
 """
-    write_section(section)
+    run.write_section(SECTION_TITLE, section)
     print(f"wrote {RESULTS.relative_to(ROOT)}", file=sys.stderr)
     return 0
 

@@ -1098,6 +1098,24 @@ rain_ws's figure divided by the reference's, from the same run.
 OWN_SECTIONS = {"Targets", *(title for title, _ in TABLES.values()), "Results", "Machine and settings", "Software"}
 
 
+def write_section(title: str, text: str) -> None:
+    """
+    Put ``text``, the section headed ``title`` ("## ..."), into RESULTS.md:
+    in place of the section of that title, else at the end. Every other
+    section is kept as it is; the benchmarks that run apart from this script
+    write theirs with it.
+    """
+    old = RESULTS.read_text() if RESULTS.exists() else ""
+    new = text.strip("\n") + "\n"
+    parts = re.split(r"(?m)^(?=## )", old)
+    for index, part in enumerate(parts):
+        if part.startswith(title + "\n"):
+            parts[index] = new + ("\n" if index < len(parts) - 1 else "")
+            RESULTS.write_text("".join(parts))
+            return
+    RESULTS.write_text((old.rstrip("\n") + "\n\n" if old.strip() else "") + new)
+
+
 def with_other_sections(new: str, old: str) -> str:
     """
     ``new`` with the ``##`` sections of ``old`` that this script does not

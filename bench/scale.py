@@ -18,9 +18,10 @@ grown size by size (1,000, then 9,000 more, ...). At each size:
   two ping intervals with only the idle connections, / pings they received;
 - reaper sweep: ``ConnectionTracker.sweep`` timed inside the server (see
   ``rain_scale_asgi.py``), mean and max over the sweeps of that window;
-- echo: 50 fresh clients emit ``echo`` with an ack in a loop, 2 s warm-up,
-  then a window: server CPU per ack (all of it, heartbeat included, and net
-  of the heartbeat rate just measured), p50/p99 ack latency.
+- echo: ``loadgen.echo``, 50 fresh clients emitting ``echo`` with an ack in
+  a loop, 2 s warm-up, then a window: server CPU per ack (all of it,
+  heartbeat included, and net of the heartbeat rate just measured),
+  p50/p99 ack latency.
 
 The server's open-file limit bounds the held count: a size above
 (hard limit - 200) is cut to that and reported as reached.
@@ -56,9 +57,8 @@ from bench.loadgen import (  # noqa: E402
     Tally,
     Target,
     close_all,
+    echo,
     open_all,
-    percentile,
-    rss_kib,
     settled_rss,
 )
 
@@ -118,41 +118,6 @@ def read_sweeps(path: Path) -> dict[str, Any]:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {"sweeps": 0, "total_s": 0.0, "max_s": 0.0}
-
-
-async def echo_window(target: Target, pid: int, active: int, warmup: float, duration: float) -> dict[str, Any]:
-    """loadgen.echo's window, on fresh active clients, with the idle ones still held."""
-    tally = Tally()
-    clients = [target.client(tally) for _ in range(active)]
-    try:
-        await open_all(target, clients)
-        for client in clients:
-            client.emit()
-        await asyncio.sleep(warmup)
-        meter = CpuMeter(pid)
-        before = tally.acks
-        tally.recording = True
-        await asyncio.sleep(duration)
-        tally.recording = False
-        window, server_cpu, own_cpu = meter.read()
-        acks = tally.acks - before
-        tally.running = False
-        deadline = time.monotonic() + 2
-        while any(c.waiting_id is not None for c in clients) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-    finally:
-        await close_all(clients)
-    latencies = sorted(tally.latencies)
-    return {
-        "acks": acks,
-        "window_s": window,
-        "acks_per_s": acks / window,
-        "server_cpu_s": server_cpu,
-        "loadgen_cpu_share": own_cpu / window,
-        "p50_ms": percentile(latencies, 0.5) * 1e3,
-        "p99_ms": percentile(latencies, 0.99) * 1e3,
-        "errors": tally.errors,
-    }
 
 
 async def measure(
@@ -216,16 +181,15 @@ async def measure(
         )
         print(f"[{interval:g} s, {size}] heartbeat {row['pings_per_s']:.0f} pings/s, {row['hb_cpu_share']:.1%} CPU, "
               f"{row['hb_us_per_ping']:.1f} us/ping; sweep {row['sweep_mean_us']:.1f} us", flush=True)
-        echo = await echo_window(target, pid, args.active, args.warmup, args.duration)
-        row.update({f"echo_{k}": v for k, v in echo.items()})
-        acks = echo["acks"] or float("nan")
-        row["cpu_us_per_ack"] = echo["server_cpu_s"] / acks * 1e6
-        net = echo["server_cpu_s"] - row["hb_cpu_share"] * echo["window_s"]
-        row["net_cpu_us_per_ack"] = net / acks * 1e6
+        echoed = await echo(target, args.active, args.warmup, args.duration, pid)
+        row.update({f"echo_{k}": v for k, v in echoed.items()})
+        row["cpu_us_per_ack"] = echoed["server_cpu_us_per_ack"]
+        net = echoed["server_cpu_s"] - row["hb_cpu_share"] * echoed["window_s"]
+        row["net_cpu_us_per_ack"] = net / echoed["acks"] * 1e6 if echoed["acks"] else float("nan")
         row["lost"] = idle_tally.lost  # after the echo too
         row["load"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        print(f"[{interval:g} s, {size}] echo {echo['acks_per_s']:.0f} acks/s, {row['cpu_us_per_ack']:.1f} us/ack "
-              f"(net {row['net_cpu_us_per_ack']:.1f}), p99 {echo['p99_ms']:.2f} ms, load {row['load']}", flush=True)
+        print(f"[{interval:g} s, {size}] echo {echoed['acks_per_s']:.0f} acks/s, {row['cpu_us_per_ack']:.1f} us/ack "
+              f"(net {row['net_cpu_us_per_ack']:.1f}), p99 {echoed['p99_ms']:.2f} ms, load {row['load']}", flush=True)
         rows.append(row)
         if errors:
             notes.append(f"stopped opening at {len(held):,}: {errors[0]}")
@@ -374,19 +338,6 @@ def plot(results: list[dict[str, Any]]) -> str:
     )
 
 
-def write_section(text: str) -> None:
-    old = run.RESULTS.read_text()
-    start = old.find(SECTION)
-    if start == -1:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + (old[end + 1 :] if end != -1 else "")
-        if end != -1 and not text.endswith("\n\n"):
-            new = old[:start] + text + "\n" + old[end + 1 :]
-    run.RESULTS.write_text(new)
-
-
 def measure_on(
     spec: run.ServerSpec, args: argparse.Namespace, interval: float, server_prefix: list[str], cap: int
 ) -> dict[str, Any] | None:
@@ -443,7 +394,7 @@ def main() -> int:
     print()
     print(text)
     if not args.no_write and all(result["rows"] for result in results):
-        write_section(text)
+        run.write_section(SECTION, text)
         SVG.write_text(plot(results))
     return 0
 

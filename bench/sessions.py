@@ -28,8 +28,11 @@ import websockets
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import run  # noqa: E402
 from bench.loadgen import process_cpu_seconds  # noqa: E402
 from tests.support.servers import free_port  # noqa: E402
+
+SECTION_TITLE = "## Sessions: per-event cost of use_session"
 
 ENGINES = {
     "db": ("django.contrib.sessions.backends.db", "0"),
@@ -112,7 +115,7 @@ def main() -> int:
     clients, count = (2, 50) if quick else (10, 1000)
     results = {name: run_engine(name, clients, count) for name in ENGINES}
     lines = [
-        "## Sessions: per-event cost of use_session",
+        SECTION_TITLE,
         "",
         f"rain_ws on uvicorn, server on core 1, {clients} connections x {count} emits with ack each; "
         "server CPU per ack in µs (the extra cost over the first row is the session's).",
@@ -126,13 +129,7 @@ def main() -> int:
     table = "\n".join(lines) + "\n"
     print(table)
     if not quick:
-        path = ROOT / "bench" / "RESULTS.md"
-        text = path.read_text()
-        start = text.find("## Sessions: per-event cost of use_session")
-        if start != -1:
-            end = text.find("\n## ", start + 1)
-            text = text[:start] + (text[end + 1 :] if end != -1 else "")
-        path.write_text(text.rstrip("\n") + "\n\n" + table)
+        run.write_section(SECTION_TITLE, table)
     return 0
 
 

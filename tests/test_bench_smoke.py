@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 ROW = "rain_ws on uvicorn"
 #: The long-polling table's rows of rain_ws in a quick run.
@@ -187,3 +189,25 @@ def test_quick_scale_curves_benchmark():
     assert [number(row["held"]) for row in floor] == [100, 300], done.stdout
     assert "Idle connections lost during the run: 0." in done.stdout, done.stdout
     assert "connections lost: 0)" in done.stdout, done.stdout
+
+
+def test_a_benchmark_replaces_its_own_section_of_the_results_and_keeps_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sys.path.insert(0, str(ROOT))
+    from bench import run
+
+    results = tmp_path / "RESULTS.md"
+    monkeypatch.setattr(run, "RESULTS", results)
+    run.write_section("## B", "\n## B\n\nfirst\n")
+    assert results.read_text() == "## B\n\nfirst\n"
+    results.write_text("# Results\n\n## A\n\na\n\n## B\n\nold\n\n## C\n\nc\n")
+    run.write_section("## B", "## B\n\nnew\n")
+    assert results.read_text() == "# Results\n\n## A\n\na\n\n## B\n\nnew\n\n## C\n\nc\n"
+    run.write_section("## C", "## C\n\nnewer\n\n")
+    run.write_section("## D", "## D\n\nd\n")
+    assert results.read_text() == "# Results\n\n## A\n\na\n\n## B\n\nnew\n\n## C\n\nnewer\n\n## D\n\nd\n"
+    # A title that is only the start of another section's is not that section.
+    run.write_section("## A", "## A\n\naa\n")
+    run.write_section("## A lot", "## A lot\n\nmore\n")
+    assert results.read_text().count("## A") == 2 and "## A\n\naa\n\n## B" in results.read_text()
