@@ -60,7 +60,6 @@ import shutil
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -100,9 +99,6 @@ ROOM = "cluster-room"
 PING_INTERVAL, PING_TIMEOUT = 25.0, 20.0
 #: Seconds past one ping interval after the rounds by which every connection must have had a ping.
 PING_SLACK = 5.0
-_SO_TIMESTAMPNS = 35
-_TIMESPEC = struct.Struct("@qq")
-_STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 # -- the worker: a load generator process holding its share of the connections --
@@ -126,7 +122,7 @@ async def open_from(target: loadgen.Target, client: loadgen.Connection, source: 
     try:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        sock.setsockopt(socket.SOL_SOCKET, loadgen.SO_TIMESTAMPNS, 1)
         sock.bind((source, 0))
         try:
             await asyncio.wait_for(loop.sock_connect(sock, (target.host, target.port)), OPEN_LIMIT)
@@ -146,14 +142,6 @@ async def open_from(target: loadgen.Target, client: loadgen.Connection, source: 
         client.connected.add_done_callback(lambda future: future.cancelled() or future.exception())
         stage = "CONNECT reply" if client.opened_at else "Engine.IO OPEN" if client.upgraded else "WebSocket handshake"
         raise loadgen.LoadError(f"no {stage} within {OPEN_LIMIT:g} s") from None
-
-
-def _stamp(ancillary: list[tuple[int, int, bytes]]) -> int | None:
-    for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
-            seconds, nanoseconds = _TIMESPEC.unpack(data[: _TIMESPEC.size])
-            return seconds * 1_000_000_000 + nanoseconds
-    return None
 
 
 def gone(client: loadgen.Connection) -> bool:
@@ -189,7 +177,7 @@ def read_round(members: list[loadgen.Connection], number: int, limit: float) -> 
             for fd, _ in poller.poll(0.1):
                 member = by_fd[fd]
                 try:
-                    data, ancillary, _, _ = member.sock.recvmsg(65536, _STAMP_SPACE)
+                    data, ancillary, _, _ = member.sock.recvmsg(65536, loadgen.STAMP_SPACE)
                 except BlockingIOError:
                     continue
                 except OSError:
@@ -199,7 +187,7 @@ def read_round(members: list[loadgen.Connection], number: int, limit: float) -> 
                     member.data_received(data)
                 if member.news == number and had != number:
                     waiting -= 1
-                    stamp = _stamp(ancillary)
+                    stamp = loadgen.kernel_stamp(ancillary)
                     stamps.append(stamp if stamp is not None else time.time_ns())
                 elif not data or member.transport.is_closing():
                     # The server closed it (the client reports the close frame) or it broke.

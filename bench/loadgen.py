@@ -72,9 +72,10 @@ _WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _ZERO_MASK = b"\x00\x00\x00\x00"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: Linux's SO_TIMESTAMPNS (and SCM_TIMESTAMPNS), which the socket module does not name.
-_SO_TIMESTAMPNS = 35
+SO_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("@qq")
-_STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
+#: Room for one timestamp in the ancillary data of ``recvmsg``.
+STAMP_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
 #: Connections being opened at once, when opening many: below every
 #: server's listen backlog (Node's is 511), so none is dropped and retried.
 OPEN_CONCURRENCY = 100
@@ -98,6 +99,13 @@ class Tally:
     def error(self, reason: str) -> None:
         if len(self.errors) < 10:
             self.errors.append(reason)
+
+    def answered(self, sent_at: float, now: float) -> bool:
+        """Count the answer, at ``now``, to an event sent at ``sent_at``; whether to send the next."""
+        self.acks += 1
+        if self.recording:
+            self.latencies.append(now - sent_at)
+        return self.running
 
 
 def _frame(payload: bytes) -> bytes:
@@ -272,11 +280,7 @@ class Connection(asyncio.Protocol):
         if body != ECHO_ACK_BODY and json.loads(body) != ECHO_ARGS:
             raise LoadError(f"ack does not echo the arguments: {text[:200]!r}")
         self.waiting_id = None
-        tally = self.tally
-        tally.acks += 1
-        if tally.recording:
-            tally.latencies.append(now - self.sent_at)
-        if tally.running:
+        if self.tally.answered(self.sent_at, now):
             self.emit()
 
     def emit(self) -> None:
@@ -350,7 +354,7 @@ async def open_connection(target: Target, client: Connection, stamped: bool = Fa
         # itself: small frames must leave at once, not wait for an ACK.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if stamped:
-            sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         await loop.sock_connect(sock, (target.host, target.port))
         await loop.create_connection(lambda: client, sock=sock)
     except BaseException:
@@ -617,9 +621,10 @@ async def hold(
 # -- fanout ----------------------------------------------------------------
 
 
-def _stamp(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+def kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> int | None:
+    """The kernel's receive time, in ns, from ``recvmsg``'s ancillary data (None without one)."""
     for level, kind, data in ancillary:
-        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
             seconds, nanoseconds = _TIMESPEC.unpack(data[: _TIMESPEC.size])
             return seconds * 1_000_000_000 + nanoseconds
     return None
@@ -664,7 +669,7 @@ class Room:
             for fd, _ in self.poller.poll(0.1):
                 member = self.by_fd[fd]
                 try:
-                    data, ancillary, _, _ = member.sock.recvmsg(65536, _STAMP_SPACE)
+                    data, ancillary, _, _ = member.sock.recvmsg(65536, STAMP_SPACE)
                 except BlockingIOError:
                     continue
                 if not data:
@@ -674,7 +679,7 @@ class Room:
                 member.data_received(data)
                 if member.news == number and had != number:
                     waiting -= 1
-                    stamp = _stamp(ancillary)
+                    stamp = kernel_stamp(ancillary)
                     if stamp is None:
                         self.stamped = False
                         stamp = time.time_ns()

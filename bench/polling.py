@@ -307,11 +307,7 @@ class PollingClient:
         if body != ECHO_ACK_BODY and json.loads(body) != ECHO_ARGS:
             raise LoadError(f"ack does not echo the arguments: {text[:200]!r}")
         self.waiting_id = None
-        tally = self.tally
-        tally.acks += 1
-        if tally.recording:
-            tally.latencies.append(now - self.sent_at)
-        if tally.running:
+        if self.tally.answered(self.sent_at, now):
             self.emit()
 
     def _fail(self, reason: str) -> None:

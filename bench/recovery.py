@@ -185,11 +185,7 @@ class Reflector(loadgen.Connection):
                 if len(data) == len(ARGS) + 2:
                     self.offsets += 1
         self.waiting_id = None
-        tally = self.tally
-        tally.acks += 1
-        if tally.recording:
-            tally.latencies.append(now - self.sent_at)
-        if tally.running:
+        if self.tally.answered(self.sent_at, now):
             self.emit()
 
 
